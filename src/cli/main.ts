@@ -1,0 +1,48 @@
+// Command-line entry: one visible table of subcommands.
+import { run as runInit } from "./init.ts";
+import { run as runServe } from "./serve.ts";
+import { run as runUser } from "./user.ts";
+
+const USAGE = `usage: stoken <command> [options]
+
+commands:
+  init [--dir DIR] [--domain DOMAIN] [--hostname HOST] [--user ADDRESS] [--system]
+                      write a working setup: config, key file, certificate, database, first user
+  serve [--config FILE]
+                      run the server in the foreground
+  user add ADDRESS    add a user (password from stdin, or prompted on a terminal)
+  user remove ADDRESS remove a user and its aliases (the Maildir is kept)
+  user list           list users and their aliases
+  user alias ALIAS ADDRESS    deliver ALIAS to ADDRESS's mailbox, and let ADDRESS send as ALIAS
+  user unalias ALIAS  remove an alias
+
+Every command but init takes --config FILE (default: $STOKEN_CONFIG, else ./var/stoken.json,
+else /etc/stoken/stoken.json).
+`;
+
+type Command = (args: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, Command> = {
+  init: runInit,
+  serve: runServe,
+  user: runUser,
+};
+
+export async function main(args: string[]): Promise<number> {
+  const [name, ...rest] = args;
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    console.log(USAGE);
+    return name === undefined ? 2 : 0;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    console.error(`stoken: unknown command "${name}"\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await cmd(rest);
+  } catch (e) {
+    console.error(`stoken ${name}: ${(e as Error).message}`);
+    return 1;
+  }
+}

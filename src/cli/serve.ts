@@ -1,0 +1,103 @@
+// `stoken serve`: wire config, store, delivery and listeners together, run until a signal.
+import { parseArgs } from "node:util";
+import { type Config, loadConfig, parseListenAddress } from "../config.ts";
+import { Maildirs } from "../delivery/maildir.ts";
+import { MemorySpillSpool } from "../delivery/spool.ts";
+import { onSignal, readTlsCredentials } from "../net/mod.ts";
+import type { ListenSpec, TlsCredentials, TlsSource } from "../net/types.ts";
+import { AuthGuardByIp } from "../server/auth_guard.ts";
+import { Logger } from "../server/log.ts";
+import { Server } from "../server/server.ts";
+import type { SessionDeps } from "../session/deps.ts";
+import { type ListenerKind, Session } from "../session/session.ts";
+import { openDatabase } from "../store/db.ts";
+import { Users } from "../store/users.ts";
+import { configPath } from "./config_path.ts";
+import { newDeliveryId } from "../delivery/ids.ts";
+
+export async function run(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: "string" } }, strict: true });
+  const file = configPath(values.config);
+  const config = await loadConfig(file);
+  const log = new Logger(config.log.level);
+
+  let credentials: TlsCredentials = await readTlsCredentials(config.tls.cert, config.tls.key);
+  const db = await openDatabase(config.database.url, config.database.auth_token);
+  const deps = sessionDeps(config, db, log);
+  const tls = () => credentials;
+
+  const server = new Server({
+    listeners: listenerSpecs(config, tls),
+    makeSession: (info) => new Session(deps, info),
+    tls,
+    limits: {
+      maxConnections: config.limits.max_connections,
+      maxConnectionsPerIp: config.limits.max_connections_per_ip,
+      idleTimeoutS: config.limits.idle_timeout_s,
+      dataTimeoutS: config.limits.data_timeout_s,
+      shutdownTimeoutS: config.limits.shutdown_timeout_s,
+    },
+    log,
+  });
+  await server.start();
+  log.info("started", { config: file, hostname: config.hostname, ...server.ports() });
+
+  const stopped = new Promise<string>((resolve) => {
+    onSignal("SIGTERM", () => resolve("SIGTERM"));
+    onSignal("SIGINT", () => resolve("SIGINT"));
+  });
+  onSignal("SIGHUP", () => {
+    readTlsCredentials(config.tls.cert, config.tls.key).then(
+      (c) => {
+        credentials = c;
+        log.info("tls_reloaded", { cert: config.tls.cert });
+      },
+      (e) => log.error("tls_reload_failed", { cause: (e as Error).message }),
+    );
+  });
+  const signal = await stopped;
+  log.info("stopping", { signal });
+  await server.shutdown();
+  db.close();
+  log.info("stopped", {});
+  return 0;
+}
+
+function listenerSpecs(
+  config: Config,
+  tls: TlsSource,
+): { kind: ListenerKind; spec: ListenSpec }[] {
+  const out: { kind: ListenerKind; spec: ListenSpec }[] = [];
+  for (const kind of ["submission", "submissions", "lmtp"] as const) {
+    for (const a of config.listen[kind]) {
+      const addr = parseListenAddress(a, kind === "lmtp");
+      const spec: ListenSpec = addr.kind === "tcp" && kind === "submissions" ? { ...addr, tls } : addr;
+      out.push({ kind, spec });
+    }
+  }
+  return out;
+}
+
+function sessionDeps(config: Config, db: Awaited<ReturnType<typeof openDatabase>>, log: Logger): SessionDeps {
+  const domains = new Set(config.domains);
+  return {
+    hostname: config.hostname,
+    isLocalDomain: (d) => domains.has(d),
+    users: new Users(db, domains),
+    spool: new MemorySpillSpool(config.spool_dir),
+    mailboxes: new Maildirs(config.mail_root, { fsync: config.delivery.fsync, hostname: config.hostname }),
+    authGuard: new AuthGuardByIp({
+      limit: config.limits.auth_failure_limit,
+      windowS: config.limits.auth_failure_window_s,
+      delayMs: config.limits.auth_failure_delay_ms,
+    }),
+    limits: {
+      maxMessageSize: config.limits.max_message_size,
+      maxRecipients: config.limits.max_recipients,
+    },
+    now: () => new Date(),
+    newId: newDeliveryId,
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    log: (event, fields) => log.info(event, fields),
+  };
+}

@@ -1,0 +1,213 @@
+// Configuration: defaults, then the JSON file, then the environment; validated, then frozen.
+// Relative paths in the file are resolved against the file's own directory.
+import { readFile } from "node:fs/promises";
+import { dirname, isAbsolute, resolve } from "node:path";
+import process from "node:process";
+
+export interface Config {
+  /** Name this server uses in greetings, EHLO replies and trace headers. */
+  readonly hostname: string;
+  /** Mail domains whose users live here; any other domain is remote. */
+  readonly domains: readonly string[];
+  readonly listen: {
+    /** STARTTLS submission (port 587 in production). "host:port". */
+    readonly submission: readonly string[];
+    /** Implicit-TLS submission (port 465, RFC 8314). "host:port". */
+    readonly submissions: readonly string[];
+    /** Local LMTP for the MTA: "host:port" or "unix:/path". No TLS, no AUTH: keep it local. */
+    readonly lmtp: readonly string[];
+  };
+  readonly tls: { readonly cert: string; readonly key: string };
+  readonly database: { readonly url: string; readonly auth_token?: string };
+  readonly key_file: string;
+  readonly mail_root: string;
+  readonly spool_dir: string;
+  readonly limits: {
+    readonly max_message_size: number;
+    readonly max_recipients: number;
+    readonly max_connections: number;
+    readonly max_connections_per_ip: number;
+    readonly idle_timeout_s: number;
+    readonly data_timeout_s: number;
+    readonly auth_failure_delay_ms: number;
+    readonly auth_failure_limit: number;
+    readonly auth_failure_window_s: number;
+    readonly shutdown_timeout_s: number;
+  };
+  readonly delivery: {
+    /** fsync each message and its directory before replying 250. Turning it off is unsafe. */
+    readonly fsync: boolean;
+  };
+  readonly log: { readonly level: "debug" | "info" | "warn" | "error" };
+}
+
+export const DEFAULTS: Config = {
+  hostname: "localhost",
+  domains: [],
+  listen: {
+    submission: ["0.0.0.0:587"],
+    submissions: ["0.0.0.0:465"],
+    lmtp: ["127.0.0.1:24"],
+  },
+  tls: { cert: "tls/cert.pem", key: "tls/key.pem" },
+  database: { url: "file:stoken.db" },
+  key_file: "keys.json",
+  mail_root: "mail",
+  spool_dir: "spool",
+  limits: {
+    max_message_size: 50 * 1024 * 1024,
+    max_recipients: 100,
+    max_connections: 1000,
+    max_connections_per_ip: 20,
+    idle_timeout_s: 300,
+    data_timeout_s: 600,
+    auth_failure_delay_ms: 1000,
+    auth_failure_limit: 5,
+    auth_failure_window_s: 900,
+    shutdown_timeout_s: 30,
+  },
+  delivery: { fsync: true },
+  log: { level: "info" },
+};
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+type Json = Record<string, unknown>;
+
+function isObject(v: unknown): v is Json {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Merge `over` into `base`, checking that every key exists and has the same JSON type. */
+function merge(base: unknown, over: unknown, path: string): unknown {
+  if (isObject(base)) {
+    if (!isObject(over)) throw new ConfigError(`"${path}" must be an object`);
+    const out: Json = { ...base };
+    for (const [k, v] of Object.entries(over)) {
+      const p = path ? `${path}.${k}` : k;
+      if (!(k in base)) {
+        // Optional keys that have no default value.
+        if (p === "database.auth_token" && typeof v === "string") {
+          out[k] = v;
+          continue;
+        }
+        throw new ConfigError(`Unknown configuration key "${p}"`);
+      }
+      out[k] = merge(base[k], v, p);
+    }
+    return out;
+  }
+  if (Array.isArray(base)) {
+    if (!Array.isArray(over) || !over.every((x) => typeof x === "string")) {
+      throw new ConfigError(`"${path}" must be a list of strings`);
+    }
+    return over;
+  }
+  if (typeof over !== typeof base) {
+    throw new ConfigError(`"${path}" must be a ${typeof base}`);
+  }
+  return over;
+}
+
+function validate(c: Config): void {
+  const { limits } = c;
+  for (const [k, v] of Object.entries(limits)) {
+    if (!Number.isFinite(v) || v < 0) throw new ConfigError(`"limits.${k}" must be a number >= 0`);
+  }
+  if (limits.max_message_size < 1024) {
+    throw new ConfigError(`"limits.max_message_size" must be at least 1024`);
+  }
+  if (limits.max_recipients < 1) throw new ConfigError(`"limits.max_recipients" must be at least 1`);
+  if (!/^[A-Za-z0-9.-]+$/.test(c.hostname)) {
+    throw new ConfigError(`"hostname" is not a host name: "${c.hostname}"`);
+  }
+  for (const d of c.domains) {
+    if (!/^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$/.test(d)) {
+      throw new ConfigError(`"domains" has an invalid domain: "${d}"`);
+    }
+  }
+  for (const kind of ["submission", "submissions", "lmtp"] as const) {
+    for (const a of c.listen[kind]) parseListenAddress(a, kind === "lmtp");
+  }
+  if (!["debug", "info", "warn", "error"].includes(c.log.level)) {
+    throw new ConfigError(`"log.level" must be debug, info, warn or error`);
+  }
+}
+
+export type ListenAddress =
+  | { kind: "tcp"; host: string; port: number }
+  | { kind: "unix"; path: string };
+
+/** "host:port", "[v6]:port" or (for LMTP) "unix:/path". */
+export function parseListenAddress(s: string, allowUnix: boolean): ListenAddress {
+  if (s.startsWith("unix:")) {
+    if (!allowUnix) throw new ConfigError(`Unix sockets are only for lmtp: "${s}"`);
+    const path = s.slice(5);
+    if (!path) throw new ConfigError(`Empty unix socket path: "${s}"`);
+    return { kind: "unix", path };
+  }
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(s);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new ConfigError(`Listen address must be host:port: "${s}"`);
+  return { kind: "tcp", host: (m[1] ?? m[2])!, port };
+}
+
+function resolvePaths(c: Config, base: string): Config {
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  const dbUrl = c.database.url.startsWith("file:") && !c.database.url.startsWith("file:/")
+    ? `file:${abs(c.database.url.slice(5))}`
+    : c.database.url;
+  const lmtp = c.listen.lmtp.map((a) => a.startsWith("unix:") ? `unix:${abs(a.slice(5))}` : a);
+  return {
+    ...c,
+    listen: { ...c.listen, lmtp },
+    tls: { cert: abs(c.tls.cert), key: abs(c.tls.key) },
+    database: { ...c.database, url: dbUrl },
+    key_file: abs(c.key_file),
+    mail_root: abs(c.mail_root),
+    spool_dir: abs(c.spool_dir),
+  };
+}
+
+function deepFreeze<T>(o: T): T {
+  if (typeof o === "object" && o !== null) {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+/** Build a config from a parsed JSON object; `base` is the directory relative paths start from. */
+export function configFrom(json: unknown, base: string, env: Record<string, string | undefined> = {}): Config {
+  let c = merge(DEFAULTS, json, "") as Config;
+  if (env.STOKEN_DATABASE_URL) c = { ...c, database: { ...c.database, url: env.STOKEN_DATABASE_URL } };
+  if (env.STOKEN_DATABASE_AUTH_TOKEN) {
+    c = { ...c, database: { ...c.database, auth_token: env.STOKEN_DATABASE_AUTH_TOKEN } };
+  }
+  if (env.STOKEN_KEY_FILE) c = { ...c, key_file: env.STOKEN_KEY_FILE };
+  c = {
+    ...c,
+    hostname: c.hostname.toLowerCase(),
+    domains: c.domains.map((d) => d.toLowerCase()),
+  };
+  validate(c);
+  return deepFreeze(resolvePaths(c, base));
+}
+
+export async function loadConfig(file: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (e) {
+    throw new ConfigError(`Cannot read configuration file "${file}": ${(e as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`Configuration file "${file}" is not valid JSON: ${(e as Error).message}`);
+  }
+  return configFrom(json, dirname(resolve(file)), process.env);
+}

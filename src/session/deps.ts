@@ -1,0 +1,76 @@
+// What a session needs from the world, as narrow interfaces passed in (no I/O in src/session).
+
+/** A user of this server, identified by its primary address (lower-case domain). */
+export interface LocalUser {
+  readonly address: string;
+}
+
+export interface UserDirectory {
+  /** The user an address (primary or alias, case-insensitive) belongs to, or null. */
+  lookup(address: string): Promise<LocalUser | null>;
+  /**
+   * Check a password. Runs the KDF even for unknown users so timing says nothing
+   * about which usernames exist. Returns the user on success.
+   */
+  verifyPassword(username: string, password: string): Promise<LocalUser | null>;
+  /** Whether `user` may use `address` as its MAIL FROM (its primary address or one of its aliases). */
+  owns(user: LocalUser, address: string): Promise<boolean>;
+}
+
+/** A message body being received, kept in memory and spilled to a spool file when large. */
+export interface SpooledMessage {
+  readonly size: number;
+  write(chunk: Uint8Array): Promise<void>;
+  /** All bytes written, in order, as chunks (readable any number of times until discard). */
+  chunks(): AsyncIterable<Uint8Array>;
+  /** Free memory and remove any spool file. Idempotent. */
+  discard(): Promise<void>;
+}
+
+export interface Spool {
+  create(): Promise<SpooledMessage>;
+}
+
+export type DeliveryResult =
+  | { readonly ok: true; readonly path: string }
+  | { readonly ok: false; readonly kind: "temporary" | "quota"; readonly cause: string };
+
+export interface Mailboxes {
+  /**
+   * Store `prefix` (trace headers) followed by the message into the user's Maildir
+   * and return only when it is on stable storage.
+   */
+  deliver(user: LocalUser, prefix: string, msg: SpooledMessage): Promise<DeliveryResult>;
+}
+
+/** Failed-authentication accounting per client address. */
+export interface AuthGuard {
+  /** True when this address has used up its failures and must be refused. */
+  blocked(ip: string): boolean;
+  /** Record one failure; returns true if the address is now blocked. */
+  fail(ip: string): boolean;
+  /** Minimum duration of a failed attempt, in ms (pacing). */
+  readonly failureDelayMs: number;
+}
+
+export type LogFields = Record<string, string | number | boolean | undefined>;
+
+export interface SessionDeps {
+  readonly hostname: string;
+  /** Whether a (lower-case) domain is one of ours. */
+  isLocalDomain(domain: string): boolean;
+  readonly users: UserDirectory;
+  readonly spool: Spool;
+  readonly mailboxes: Mailboxes;
+  readonly authGuard: AuthGuard;
+  readonly limits: {
+    readonly maxMessageSize: number;
+    readonly maxRecipients: number;
+  };
+  /** Current time (injected so transcripts are reproducible). */
+  now(): Date;
+  /** A fresh delivery id, [A-Za-z0-9]{10,32}. */
+  newId(): string;
+  sleep(ms: number): Promise<void>;
+  log(event: string, fields: LogFields): void;
+}

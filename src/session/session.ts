@@ -1,0 +1,454 @@
+// The SMTP/LMTP state machine: bytes in, replies out. No I/O of its own; everything it
+// needs from the world comes through SessionDeps. The server loop writes the replies.
+import { type Command, parseCommand } from "../protocol/command.ts";
+import { DataReader } from "../protocol/data_reader.ts";
+import { type Line, LineReader } from "../protocol/line_reader.ts";
+import type { Param } from "../protocol/params.ts";
+import { type Reply, reply } from "../protocol/reply.ts";
+import { decodeBase64Strict, decodePlain } from "../protocol/sasl.ts";
+import { receivedHeader } from "../protocol/trace.ts";
+import type { LocalUser, SessionDeps, SpooledMessage } from "./deps.ts";
+import { challenge, R } from "./replies.ts";
+
+export type ListenerKind = "submission" | "submissions" | "lmtp";
+
+export interface SessionInfo {
+  readonly listener: ListenerKind;
+  readonly remoteAddress: string;
+  readonly secure: boolean;
+}
+
+export type After = "none" | "starttls" | "close";
+
+export interface Output {
+  readonly replies: Reply[];
+  readonly after: After;
+}
+
+/** RFC 5321 §4.5.3.1.4: 512 octets including CRLF. */
+const MAX_COMMAND_LINE = 512;
+/** RFC 4954 §4: AUTH lines and SASL responses may be up to 12288 octets. */
+const MAX_AUTH_LINE = 12288;
+
+/**
+ * What kind of conversation this is, fixed by the greeting verb:
+ * "user" = EHLO/HELO on submission, "token" = LHLO on submission, "lmtp" = the local listener.
+ */
+type Kind = "user" | "token" | "lmtp";
+
+interface Recipient {
+  readonly address: string;
+  readonly user: LocalUser;
+}
+
+interface Transaction {
+  readonly from: string;
+  readonly rcpts: Recipient[];
+}
+
+type SaslState =
+  | { readonly mech: "PLAIN" }
+  | { readonly mech: "LOGIN"; readonly username: string | undefined };
+
+interface DataState {
+  readonly reader: DataReader;
+  readonly msg: SpooledMessage;
+}
+
+interface Step {
+  replies: Reply[];
+  after: After;
+}
+
+const step = (...replies: Reply[]): Step => ({ replies, after: "none" });
+const close = (...replies: Reply[]): Step => ({ replies, after: "close" });
+
+export class Session {
+  readonly #deps: SessionDeps;
+  readonly #info: SessionInfo;
+  readonly #lines = new LineReader(MAX_AUTH_LINE);
+  #secure: boolean;
+  #kind: Kind | null = null;
+  #helo = "";
+  #user: LocalUser | null = null;
+  #sasl: SaslState | null = null;
+  #txn: Transaction | null = null;
+  #data: DataState | null = null;
+
+  constructor(deps: SessionDeps, info: SessionInfo) {
+    this.#deps = deps;
+    this.#info = info;
+    this.#secure = info.secure;
+  }
+
+  greeting(): Reply {
+    const proto = this.#info.listener === "lmtp" ? "LMTP" : "ESMTP";
+    return reply(220, undefined, `${this.#deps.hostname} ${proto} stoken`);
+  }
+
+  get inData(): boolean {
+    return this.#data !== null;
+  }
+
+  /** Process every complete command (and DATA bytes) in `chunk`; replies come batched (RFC 2920). */
+  async feed(chunk: Uint8Array): Promise<Output> {
+    const replies: Reply[] = [];
+    let buf: Uint8Array | null = chunk;
+    for (;;) {
+      if (this.#data) {
+        if (buf === null || buf.length === 0) break;
+        const rest = await this.#feedData(buf, replies);
+        if (rest === null) break;
+        buf = rest;
+        continue;
+      }
+      if (buf !== null) {
+        this.#lines.push(buf);
+        buf = null;
+      }
+      const line = this.#lines.next();
+      if (line === null) break;
+      const s = await this.#onLine(line);
+      replies.push(...s.replies);
+      if (s.after !== "none") {
+        // RFC 3207 §4.2: nothing sent before the handshake may be acted on after it.
+        if (s.after === "starttls") this.#lines.clear();
+        return { replies, after: s.after };
+      }
+      if (this.#data) buf = this.#lines.takeRest();
+    }
+    return { replies, after: "none" };
+  }
+
+  /** After the TLS handshake: forget everything learnt in plaintext (RFC 3207 §4.2). */
+  tlsStarted(): void {
+    this.#secure = true;
+    this.#kind = null;
+    this.#helo = "";
+    this.#user = null;
+    this.#sasl = null;
+    this.#txn = null;
+  }
+
+  async end(): Promise<void> {
+    const d = this.#data;
+    this.#data = null;
+    this.#txn = null;
+    if (d) await d.msg.discard();
+  }
+
+  // ---- DATA ---------------------------------------------------------------
+
+  /** Feeds message bytes; returns the unconsumed rest once the data has ended, else null. */
+  async #feedData(buf: Uint8Array, replies: Reply[]): Promise<Uint8Array | null> {
+    const d = this.#data!;
+    const s = d.reader.push(buf);
+    for (const part of s.body) await d.msg.write(part);
+    if (!s.done) return null;
+    replies.push(...(await this.#endData(d)));
+    return buf.subarray(s.consumed);
+  }
+
+  async #endData(d: DataState): Promise<Reply[]> {
+    this.#data = null;
+    const txn = this.#txn!;
+    this.#txn = null;
+    try {
+      if (d.reader.bareNewline) return this.#forEachRcpt(txn, R.bareNewline);
+      if (d.reader.tooLarge) return this.#forEachRcpt(txn, R.sizeExceeded);
+      return await this.#deliver(txn, d.msg);
+    } finally {
+      await d.msg.discard();
+    }
+  }
+
+  /** LMTP answers once per accepted recipient (RFC 2033 §4.2); SMTP once. */
+  #forEachRcpt(txn: Transaction, r: Reply): Reply[] {
+    return this.#kind === "user" ? [r] : txn.rcpts.map(() => r);
+  }
+
+  async #deliver(txn: Transaction, msg: SpooledMessage): Promise<Reply[]> {
+    const deps = this.#deps;
+    const date = deps.now();
+    const protocol = this.#kind === "user" ? "ESMTPSA" : this.#kind === "token" ? "LMTPSA" : "LMTP";
+    const messageId = deps.newId();
+    const results = await Promise.all(txn.rcpts.map(async (rcpt) => {
+      const id = this.#kind === "user" ? messageId : deps.newId();
+      const prefix = receivedHeader({
+        helo: this.#helo,
+        ip: this.#info.remoteAddress,
+        host: deps.hostname,
+        protocol,
+        id,
+        rcpt: rcpt.address,
+        date,
+      });
+      const res = await deps.mailboxes.deliver(rcpt.user, prefix, msg);
+      if (res.ok) {
+        deps.log("delivered", { id, rcpt: rcpt.address, size: msg.size, protocol });
+      } else {
+        deps.log("delivery_failed", { id, rcpt: rcpt.address, kind: res.kind, cause: res.cause });
+      }
+      return { rcpt, id, res };
+    }));
+    if (this.#kind === "user") {
+      // No queue: accept only when every recipient has it on stable storage (PROTOCOL.md §7).
+      return results.every((r) => r.res.ok)
+        ? [reply(250, "2.0.0", `${messageId} Message accepted`)]
+        : [R.retryLater];
+    }
+    return results.map(({ rcpt, id, res }) => {
+      if (res.ok) return reply(250, "2.0.0", `<${rcpt.address}> ${id} Saved`);
+      if (res.kind === "quota") return reply(552, "5.2.2", `<${rcpt.address}> Mailbox full`);
+      return reply(451, "4.3.0", `<${rcpt.address}> Temporary failure`);
+    });
+  }
+
+  // ---- commands -----------------------------------------------------------
+
+  #onLine(line: Line): Promise<Step> | Step {
+    if (line.kind === "too_long") {
+      this.#sasl = null;
+      return step(R.lineTooLong);
+    }
+    if (this.#sasl) return this.#saslResponse(line.text);
+    if (line.text.length + 2 > MAX_COMMAND_LINE && !/^AUTH /i.test(line.text)) {
+      return step(R.lineTooLong);
+    }
+    const parsed = parseCommand(line.text);
+    if (!parsed.ok) return step(parsed.reply);
+    return this.#dispatch(parsed.cmd);
+  }
+
+  #dispatch(cmd: Command): Promise<Step> | Step {
+    switch (cmd.verb) {
+      case "HELO":
+      case "EHLO":
+      case "LHLO":
+        return this.#hello(cmd.verb, cmd.domain);
+      case "STARTTLS":
+        return this.#startTls();
+      case "AUTH":
+        return this.#auth(cmd.mechanism, cmd.initial);
+      case "MAIL":
+        return this.#mail(cmd.address, cmd.params);
+      case "RCPT":
+        return this.#rcpt(cmd.address, cmd.params);
+      case "DATA":
+        return this.#dataCommand();
+      case "RSET":
+        this.#txn = null;
+        return step(R.ok);
+      case "NOOP":
+        return step(R.ok);
+      case "QUIT":
+        return close(R.bye);
+      case "VRFY":
+        return step(R.vrfy);
+      case "EXPN":
+        return step(R.notImplemented);
+      case "HELP":
+        return step(R.help);
+      case "GENSTOKEN":
+      case "REVSTOKEN":
+        return step(R.unknownCommand);
+    }
+  }
+
+  #hello(verb: "HELO" | "EHLO" | "LHLO", domain: string): Step {
+    const lmtpListener = this.#info.listener === "lmtp";
+    if (lmtpListener && verb !== "LHLO") return step(R.useLhlo);
+    const kind: Kind = lmtpListener ? "lmtp" : verb === "LHLO" ? "token" : "user";
+    // A second greeting may not switch an authenticated session to the other kind.
+    if (this.#user && kind !== this.#kind) return step(R.badSequence);
+    this.#kind = kind;
+    this.#helo = domain;
+    this.#txn = null; // RFC 5321 §4.1.4: a new greeting resets the transaction.
+    const host = this.#deps.hostname;
+    if (verb === "HELO") return step(reply(250, undefined, host));
+    return step(reply(250, undefined, host, ...this.#capabilities(kind)));
+  }
+
+  /** PROTOCOL.md §2. */
+  #capabilities(kind: Kind): string[] {
+    const size = `SIZE ${this.#deps.limits.maxMessageSize}`;
+    if (kind === "lmtp") return ["PIPELINING", size, "ENHANCEDSTATUSCODES", "8BITMIME"];
+    if (kind === "token") {
+      return this.#secure
+        ? ["PIPELINING", size, "ENHANCEDSTATUSCODES", "8BITMIME"]
+        : ["PIPELINING", "ENHANCEDSTATUSCODES", "STARTTLS"];
+    }
+    return this.#secure
+      ? ["PIPELINING", size, "ENHANCEDSTATUSCODES", "8BITMIME", "AUTH PLAIN LOGIN"]
+      : ["PIPELINING", size, "ENHANCEDSTATUSCODES", "8BITMIME", "STARTTLS"];
+  }
+
+  #startTls(): Step {
+    if (this.#info.listener === "lmtp") return step(R.notOnThisListener);
+    if (this.#secure) return step(R.tlsActive);
+    if (this.#kind === null || this.#txn) return step(R.badSequence);
+    return { replies: [R.startTls], after: "starttls" };
+  }
+
+  // ---- AUTH (RFC 4954) ----------------------------------------------------
+
+  async #auth(mechanism: string, initial: string | undefined): Promise<Step> {
+    if (this.#info.listener === "lmtp") return step(R.notOnThisListener);
+    if (this.#kind === null || this.#txn) return step(R.badSequence);
+    if (this.#user) return step(R.alreadyAuthenticated);
+    if (!this.#secure) return step(R.encryptionRequired);
+    if (this.#deps.authGuard.blocked(this.#info.remoteAddress)) return close(R.tooManyAuthFailures);
+    if (this.#kind !== "user" || (mechanism !== "PLAIN" && mechanism !== "LOGIN")) {
+      return step(R.unrecognizedAuth);
+    }
+    if (mechanism === "PLAIN") {
+      if (initial === undefined) {
+        this.#sasl = { mech: "PLAIN" };
+        return step(challenge(""));
+      }
+      return await this.#plain(initial);
+    }
+    if (initial === undefined) {
+      this.#sasl = { mech: "LOGIN", username: undefined };
+      return step(challenge("VXNlcm5hbWU6")); // "Username:"
+    }
+    return this.#loginUsername(initial);
+  }
+
+  async #saslResponse(text: string): Promise<Step> {
+    const sasl = this.#sasl!;
+    this.#sasl = null;
+    if (text === "*") return step(R.authCancelled);
+    if (sasl.mech === "PLAIN") return await this.#plain(text);
+    if (sasl.username === undefined) return this.#loginUsername(text);
+    const pw = decodeUtf8(decodeResponse(text));
+    if (pw === null) return step(R.authMalformed);
+    return await this.#checkPassword(sasl.username, pw);
+  }
+
+  #loginUsername(b64: string): Step {
+    const username = decodeUtf8(decodeResponse(b64));
+    if (username === null || username === "") return step(R.authMalformed);
+    this.#sasl = { mech: "LOGIN", username };
+    return step(challenge("UGFzc3dvcmQ6")); // "Password:"
+  }
+
+  async #plain(b64: string): Promise<Step> {
+    const bytes = decodeResponse(b64);
+    if (bytes === null) return step(R.authMalformed);
+    const creds = decodePlain(bytes);
+    if (creds === null) return step(R.authMalformed);
+    // We do not let one user act for another (RFC 4616 §2: the server decides).
+    if (creds.authzid !== "" && creds.authzid.toLowerCase() !== creds.authcid.toLowerCase()) {
+      return await this.#authFailed(this.#deps.now().getTime());
+    }
+    return await this.#checkPassword(creds.authcid, creds.password);
+  }
+
+  async #checkPassword(username: string, password: string): Promise<Step> {
+    const started = this.#deps.now().getTime();
+    const user = await this.#deps.users.verifyPassword(username, password);
+    if (!user) return await this.#authFailed(started);
+    this.#user = user;
+    this.#deps.log("auth", { ok: true, user: user.address });
+    return step(R.authOk);
+  }
+
+  /** Every failure takes the same minimum time, so timing says nothing (cf. chasquid). */
+  async #authFailed(started: number): Promise<Step> {
+    const deps = this.#deps;
+    const ip = this.#info.remoteAddress;
+    const nowBlocked = deps.authGuard.fail(ip);
+    deps.log("auth", { ok: false });
+    const wait = started + deps.authGuard.failureDelayMs - deps.now().getTime();
+    if (wait > 0) await deps.sleep(wait);
+    return nowBlocked ? close(R.tooManyAuthFailures) : step(R.authInvalid);
+  }
+
+  // ---- mail transaction ---------------------------------------------------
+
+  async #mail(address: string, params: readonly Param[]): Promise<Step> {
+    if (this.#kind === null) return step(R.badSequence);
+    if (this.#kind !== "lmtp" && !this.#user) return step(R.authRequired);
+    if (this.#txn) return step(R.badSequence);
+    for (const p of params) {
+      if (p.keyword === "SIZE") {
+        if (p.value === undefined || !/^\d{1,20}$/.test(p.value)) return step(R.badSize);
+        if (Number(p.value) > this.#deps.limits.maxMessageSize) return step(R.sizeExceeded);
+      } else if (p.keyword === "BODY") {
+        const v = p.value?.toUpperCase();
+        if (v !== "7BIT" && v !== "8BITMIME") return step(R.badSize);
+      } else {
+        return step(R.unsupportedParameter);
+      }
+    }
+    if (this.#kind === "user") {
+      try {
+        if (address === "" || !(await this.#deps.users.owns(this.#user!, address))) {
+          return step(R.senderNotOwned);
+        }
+      } catch (e) {
+        this.#deps.log("store_error", { op: "owns", cause: (e as Error).message });
+        return step(R.tempFailure);
+      }
+    }
+    this.#txn = { from: address, rcpts: [] };
+    return step(R.mailOk);
+  }
+
+  async #rcpt(address: string, params: readonly Param[]): Promise<Step> {
+    const txn = this.#txn;
+    if (!txn) return step(R.badSequence);
+    if (params.length > 0) return step(R.unsupportedParameter);
+    if (txn.rcpts.length >= this.#deps.limits.maxRecipients) return step(R.tooManyRecipients);
+    const at = address.lastIndexOf("@");
+    const domain = at < 0 ? "" : address.slice(at + 1).toLowerCase();
+    // RFC 5321 §4.5.1: <postmaster> without a domain must be accepted.
+    if (at < 0 && address.toLowerCase() !== "postmaster") return step(R.userUnknown);
+    if (at >= 0 && !this.#deps.isLocalDomain(domain)) {
+      return step(this.#kind === "user" ? R.relayNotConfigured : R.relayDenied);
+    }
+    let user: LocalUser | null;
+    try {
+      user = await this.#deps.users.lookup(address);
+    } catch (e) {
+      this.#deps.log("store_error", { op: "lookup", cause: (e as Error).message });
+      return step(R.tempFailure);
+    }
+    if (!user) return step(R.userUnknown);
+    txn.rcpts.push({ address, user });
+    return step(R.rcptOk);
+  }
+
+  async #dataCommand(): Promise<Step> {
+    const txn = this.#txn;
+    if (!txn) return step(R.badSequence);
+    if (txn.rcpts.length === 0) return step(R.noValidRecipients);
+    let msg: SpooledMessage;
+    try {
+      msg = await this.#deps.spool.create();
+    } catch (e) {
+      this.#deps.log("spool_error", { cause: (e as Error).message });
+      return step(R.tempFailure);
+    }
+    this.#data = { reader: new DataReader(this.#deps.limits.maxMessageSize), msg };
+    return step(R.startData);
+  }
+}
+
+/** A SASL response: strict base64, with "=" meaning an empty response (RFC 4954 §4). */
+function decodeResponse(b64: string): Uint8Array | null {
+  return b64 === "=" ? new Uint8Array(0) : decodeBase64Strict(b64);
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+function decodeUtf8(b: Uint8Array | null): string | null {
+  if (b === null) return null;
+  try {
+    const s = utf8.decode(b);
+    return /[\x00-\x1f\x7f]/.test(s) ? null : s;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,189 @@
+// Transcript harness: drive a Session with C: lines and compare its replies with S: lines.
+// No sockets: the session is pure, so these run in microseconds.
+import type {
+  AuthGuard,
+  DeliveryResult,
+  LocalUser,
+  SessionDeps,
+  SpooledMessage,
+} from "../../src/session/deps.ts";
+import { formatReply } from "../../src/protocol/reply.ts";
+import { type ListenerKind, Session } from "../../src/session/session.ts";
+import { AssertionError } from "../assert.ts";
+
+export interface Delivered {
+  user: string;
+  prefix: string;
+  body: string;
+}
+
+export interface Fake {
+  deps: SessionDeps;
+  delivered: Delivered[];
+  logs: { event: string; fields: Record<string, unknown> }[];
+  sleeps: number[];
+  failures: Map<string, number>;
+  /** Make the next deliveries to these users fail ("temporary" or "quota"). */
+  failFor: Map<string, "temporary" | "quota">;
+}
+
+const USERS: Record<string, { password: string; aliases: string[] }> = {
+  "alice@example.test": { password: "alice-secret", aliases: ["al@example.test"] },
+  "bob@example.test": { password: "bob-secret", aliases: [] },
+  "postmaster@example.test": { password: "pm-secret", aliases: [] },
+};
+
+function lookup(address: string): LocalUser | null {
+  let a = address.toLowerCase();
+  if (a === "postmaster") a = "postmaster@example.test";
+  for (const [primary, u] of Object.entries(USERS)) {
+    if (primary === a || u.aliases.includes(a)) return { address: primary };
+  }
+  return null;
+}
+
+class MemoryMessage implements SpooledMessage {
+  parts: Uint8Array[] = [];
+  size = 0;
+  discarded = false;
+  write(chunk: Uint8Array): Promise<void> {
+    this.parts.push(chunk.slice());
+    this.size += chunk.length;
+    return Promise.resolve();
+  }
+  async *chunks(): AsyncIterable<Uint8Array> {
+    for (const p of this.parts) yield p;
+  }
+  discard(): Promise<void> {
+    this.discarded = true;
+    this.parts = [];
+    return Promise.resolve();
+  }
+}
+
+export function fakeDeps(opts: { maxMessageSize?: number; maxRecipients?: number; authLimit?: number } = {}): Fake {
+  const delivered: Delivered[] = [];
+  const logs: Fake["logs"] = [];
+  const sleeps: number[] = [];
+  const failures = new Map<string, number>();
+  const failFor = new Map<string, "temporary" | "quota">();
+  let ids = 0;
+  const limit = opts.authLimit ?? 3;
+  const authGuard: AuthGuard = {
+    failureDelayMs: 1000,
+    blocked: (ip) => (failures.get(ip) ?? 0) >= limit,
+    fail: (ip) => {
+      const n = (failures.get(ip) ?? 0) + 1;
+      failures.set(ip, n);
+      return n >= limit;
+    },
+  };
+  const deps: SessionDeps = {
+    hostname: "mx.example.test",
+    isLocalDomain: (d) => d === "example.test",
+    users: {
+      lookup: (a) => Promise.resolve(lookup(a)),
+      verifyPassword: (u, p) => {
+        const user = USERS[u.toLowerCase()];
+        return Promise.resolve(user && user.password === p ? { address: u.toLowerCase() } : null);
+      },
+      owns: (user, a) => Promise.resolve(lookup(a)?.address === user.address),
+    },
+    spool: { create: () => Promise.resolve(new MemoryMessage()) },
+    mailboxes: {
+      async deliver(user, prefix, msg): Promise<DeliveryResult> {
+        const f = failFor.get(user.address);
+        if (f) return { ok: false, kind: f, cause: "injected" };
+        let body = "";
+        const dec = new TextDecoder("latin1");
+        for await (const c of msg.chunks()) body += dec.decode(c);
+        delivered.push({ user: user.address, prefix, body });
+        return { ok: true, path: `/maildir/${user.address}/${delivered.length}` };
+      },
+    },
+    authGuard,
+    limits: { maxMessageSize: opts.maxMessageSize ?? 10240, maxRecipients: opts.maxRecipients ?? 3 },
+    now: () => new Date(Date.UTC(2026, 10, 28, 12, 0, 0)),
+    newId: () => `ID${String(++ids).padStart(8, "0")}`,
+    sleep: (ms) => {
+      sleeps.push(ms);
+      return Promise.resolve();
+    },
+    log: (event, fields) => logs.push({ event, fields }),
+  };
+  return { deps, delivered, logs, sleeps, failures, failFor };
+}
+
+export function newSession(
+  fake: Fake,
+  listener: ListenerKind = "submission",
+  secure = listener === "submissions",
+  remoteAddress = "192.0.2.7",
+): Session {
+  return new Session(fake.deps, { listener, remoteAddress, secure });
+}
+
+const enc = new TextEncoder();
+
+/**
+ * Run a transcript. Lines:
+ *   "S: text"  expected reply line (the greeting first, if the script starts with S:)
+ *   "C: text"  client line; consecutive C: lines are sent in one chunk (pipelining)
+ *   "TLS"      the server asked for STARTTLS: the handshake "happens" here
+ *   "CLOSED"   the server closed the connection after the previous replies
+ * An expected line may end in "*" to match any suffix.
+ */
+export async function transcript(session: Session, script: string): Promise<void> {
+  const lines = script.split("\n").map((l) => l.replace(/^\s+/, "")).filter((l) => l !== "");
+  const actual: string[] = [];
+  const expected: string[] = [];
+  let pending: string[] = [];
+  let closed = false;
+  let lastAfter: string = "none";
+
+  const flush = async () => {
+    if (pending.length === 0) return;
+    if (closed) throw new AssertionError(`client wrote after close: ${pending[0]}`);
+    const chunk = enc.encode(pending.map((l) => l + "\r\n").join(""));
+    pending = [];
+    const out = await session.feed(chunk);
+    for (const r of out.replies) actual.push(...formatReply(r).split("\r\n").filter((l) => l !== ""));
+    lastAfter = out.after;
+    if (out.after === "close") closed = true;
+  };
+
+  let first = true;
+  for (const l of lines) {
+    if (first && l.startsWith("S:")) {
+      actual.push(...formatReply(session.greeting()).split("\r\n").filter((x) => x !== ""));
+    }
+    first = false;
+    if (l.startsWith("C:")) {
+      pending.push(l.slice(3));
+    } else if (l.startsWith("S:")) {
+      await flush();
+      expected.push(l.slice(3));
+    } else if (l === "TLS") {
+      await flush();
+      if (lastAfter !== "starttls") throw new AssertionError("TLS expected but server did not ask for it");
+      session.tlsStarted();
+    } else if (l === "CLOSED") {
+      await flush();
+      if (!closed) throw new AssertionError(`expected close; replies so far:\n${actual.join("\n")}`);
+    } else {
+      throw new AssertionError(`bad transcript line: ${l}`);
+    }
+  }
+  await flush();
+  const ok = actual.length === expected.length &&
+    expected.every((e, i) => e.endsWith("*") ? actual[i]!.startsWith(e.slice(0, -1)) : actual[i] === e);
+  if (!ok) {
+    throw new AssertionError(
+      `transcript mismatch\n--- expected\n${expected.join("\n")}\n--- actual\n${actual.join("\n")}`,
+    );
+  }
+}
+
+export function b64(s: string): string {
+  return btoa(s);
+}
