@@ -160,7 +160,7 @@ function parseAuth(arg: string): Parsed {
   return ok({ verb: "AUTH", mechanism: mechanism.toUpperCase(), initial });
 }
 
-// GENSTOKEN ( "PERM" / "TEMP" ) remote-address [local-address] (draft §5.1).
+// GENSTOKEN ( "PERM" / "TEMP" ) remote-address [local-address] (draft §5.4.1).
 function parseGenstoken(arg: string): Parsed {
   const words = splitWords(arg);
   const [kind, remote, local] = words;
@@ -172,7 +172,7 @@ function parseGenstoken(arg: string): Parsed {
   return ok({ verb: "GENSTOKEN", kind: k, remote: unbracket(remote), local: optional(local) });
 }
 
-// REVSTOKEN remote-address [local-address] (draft §5.2).
+// REVSTOKEN remote-address [local-address] (draft §5.4.2).
 function parseRevstoken(arg: string): Parsed {
   const words = splitWords(arg);
   const [remote, local] = words;

@@ -14,7 +14,7 @@ const TOO_LONG: Line = Object.freeze({ kind: "too_long" });
 // WHATWG "latin1" is windows-1252: right for ASCII, wrong for 0x80-0x9F. Lines are
 // almost always ASCII, so decode with it and fall back to an exact mapping otherwise.
 const windows1252 = new TextDecoder("latin1");
-const NON_ASCII = /[^\x00-\x7f]/;
+const NON_ASCII = /[\x80-\uffff]/;
 
 /** Exact ISO-8859-1 decoding: byte n becomes U+00nn. */
 export function latin1(bytes: Uint8Array): string {

@@ -45,10 +45,10 @@ export interface Mailboxes {
 
 /** Failed-authentication accounting per client address. */
 export interface AuthGuard {
-  /** True when this address has used up its failures and must be refused. */
-  blocked(ip: string): boolean;
-  /** Record one failure; returns true if the address is now blocked. */
-  fail(ip: string): boolean;
+  /** True when this key (a client IP, or "local:<address>") has used up its failures. */
+  blocked(key: string): boolean;
+  /** Record one failure; returns true if the key is now blocked. */
+  fail(key: string): boolean;
   /** Minimum duration of a failed attempt, in ms (pacing). */
   readonly failureDelayMs: number;
 }
@@ -62,7 +62,10 @@ export interface SessionDeps {
   readonly users: UserDirectory;
   readonly spool: Spool;
   readonly mailboxes: Mailboxes;
+  /** Failed AUTH accounting, keyed by client IP (and by "local:<address>" for token checks). */
   readonly authGuard: AuthGuard;
+  readonly tokens: TokenService;
+  readonly heldTokens: HeldTokenStore;
   readonly limits: {
     readonly maxMessageSize: number;
     readonly maxRecipients: number;
@@ -73,4 +76,29 @@ export interface SessionDeps {
   newId(): string;
   sleep(ms: number): Promise<void>;
   log(event: string, fields: LogFields): void;
+}
+
+export type TokenKind = "temp" | "perm";
+
+/** The Token Server side of the Submission Token extension (src/tokens/engine.ts implements it). */
+export interface TokenService {
+  generateTemp(remote: string, local: string): Promise<string>;
+  getOrCreatePerm(remote: string, local: string): Promise<{ token: string; created: boolean }>;
+  revoke(remote: string, local: string): Promise<void>;
+  /** AUTH STOKEN: the token is for `local` with some remote; cheap, no store access. */
+  checkLocal(token: string, local: string): boolean;
+  /** RCPT STOKEN=: the token is valid for exactly this pair, now. */
+  verify(token: string, remote: string, local: string): Promise<{ ok: true; kind: TokenKind } | { ok: false }>;
+  /** After the message is on stable storage: a new or refreshed permanent token, or null to keep. */
+  afterDelivery(remote: string, local: string, used: TokenKind): Promise<string | null>;
+}
+
+/** Tokens this server holds for delivering to other Token Servers (MYSTOKEN, 2.1.13, headers). */
+export interface HeldTokenStore {
+  put(
+    remote: string,
+    local: string,
+    token: string,
+    opts: { source: "mystoken" | "reply" | "header"; expires?: Date; overwriteWorking: boolean },
+  ): Promise<void>;
 }

@@ -10,7 +10,7 @@ export const R = {
   help: reply(
     214,
     "2.0.0",
-    "Commands: HELO EHLO LHLO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT VRFY HELP",
+    "Commands: HELO EHLO LHLO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT VRFY HELP GENSTOKEN REVSTOKEN",
   ),
   startData: reply(354, undefined, "End data with <CR><LF>.<CR><LF>"),
   startTls: reply(220, "2.0.0", "Ready to start TLS"),
@@ -48,6 +48,18 @@ export const R = {
   sizeExceeded: reply(552, "5.3.4", "Message size exceeds fixed maximum"),
   bareNewline: reply(550, "5.5.2", "Bare line feed not allowed"),
   tempFailure: reply(451, "4.3.0", "Temporary failure"),
+  badSender: reply(501, "5.1.7", "Bad sender address"),
+  stokenOk: reply(235, "2.7.0", "OK"),
+  stokenInvalid: reply(535, "5.7.8", "Could not authenticate."),
+  tokenRequired: reply(550, "5.7.1", "Submission token required"),
+  tokenInvalid: reply(550, "5.7.1", "Invalid submission token"),
+  badMytoken: reply(501, "5.5.4", "Invalid MYSTOKEN"),
+  badRemote: reply(501, "5.1.3", "Incorrect remote address."),
+  badLocal: reply(501, "5.1.7", "Incorrect local address."),
+  notYourAddress: reply(550, "5.7.1", "Not authorized for that local address."),
+  revoked: reply(250, "2.1.0", "All tokens successfully revoked."),
+  genFailed: reply(451, "4.5.0", "Token could not be generated."),
+  revokeFailed: reply(451, "4.5.0", "Tokens could not be revoked."),
   retryLater: reply(451, "4.3.0", "Temporary failure, please try again later"),
 } as const satisfies Record<string, Reply>;
 

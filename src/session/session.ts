@@ -5,9 +5,10 @@ import { DataReader } from "../protocol/data_reader.ts";
 import { type Line, LineReader } from "../protocol/line_reader.ts";
 import type { Param } from "../protocol/params.ts";
 import { type Reply, reply } from "../protocol/reply.ts";
-import { decodeBase64Strict, decodePlain } from "../protocol/sasl.ts";
+import { decodeBase64Strict, decodePlain, decodeStoken } from "../protocol/sasl.ts";
+import { normalizeAddress } from "../protocol/address.ts";
 import { receivedHeader } from "../protocol/trace.ts";
-import type { LocalUser, SessionDeps, SpooledMessage } from "./deps.ts";
+import type { LocalUser, SessionDeps, SpooledMessage, TokenKind } from "./deps.ts";
 import { challenge, R } from "./replies.ts";
 
 export type ListenerKind = "submission" | "submissions" | "lmtp";
@@ -39,6 +40,10 @@ type Kind = "user" | "token" | "lmtp";
 interface Recipient {
   readonly address: string;
   readonly user: LocalUser;
+  /** Token deliveries: the kind of token that was verified for this recipient. */
+  readonly token?: TokenKind;
+  /** Token deliveries: the Remote Client's own token for the reverse pair (draft §7.4). */
+  readonly mytoken?: string;
 }
 
 interface Transaction {
@@ -48,6 +53,7 @@ interface Transaction {
 
 type SaslState =
   | { readonly mech: "PLAIN" }
+  | { readonly mech: "STOKEN" }
   | { readonly mech: "LOGIN"; readonly username: string | undefined };
 
 interface DataState {
@@ -71,6 +77,8 @@ export class Session {
   #kind: Kind | null = null;
   #helo = "";
   #user: LocalUser | null = null;
+  /** A token session passed AUTH STOKEN (draft §7.3). */
+  #tokenAuthed = false;
   #sasl: SaslState | null = null;
   #txn: Transaction | null = null;
   #data: DataState | null = null;
@@ -126,6 +134,7 @@ export class Session {
     this.#kind = null;
     this.#helo = "";
     this.#user = null;
+    this.#tokenAuthed = false;
     this.#sasl = null;
     this.#txn = null;
   }
@@ -171,7 +180,7 @@ export class Session {
     const deps = this.#deps;
     const date = deps.now();
     const protocol = this.#kind === "user" ? "ESMTPSA" : this.#kind === "token" ? "LMTPSA" : "LMTP";
-    const messageId = deps.newId();
+    const messageId = this.#kind === "user" ? deps.newId() : "";
     const results = await Promise.all(txn.rcpts.map(async (rcpt) => {
       const id = this.#kind === "user" ? messageId : deps.newId();
       const prefix = receivedHeader({
@@ -197,11 +206,42 @@ export class Session {
         ? [reply(250, "2.0.0", `${messageId} Message accepted`)]
         : [R.retryLater];
     }
+    if (this.#kind === "token") {
+      return await Promise.all(results.map(({ rcpt, id, res }) => this.#tokenResult(txn, rcpt, id, res.ok)
+        .then((r) => r ?? failureReply(rcpt, res))));
+    }
     return results.map(({ rcpt, id, res }) => {
       if (res.ok) return reply(250, "2.0.0", `<${rcpt.address}> ${id} Saved`);
       if (res.kind === "quota") return reply(552, "5.2.2", `<${rcpt.address}> Mailbox full`);
       return reply(451, "4.3.0", `<${rcpt.address}> Temporary failure`);
     });
+  }
+
+  /**
+   * Draft §7.4.1: 2.1.13 hands out a (new) permanent token, 2.1.12 keeps the current one.
+   * A permanent token is only handed out once stored; if storing fails the message is
+   * still delivered and the client keeps using the token it has (2.1.12).
+   */
+  async #tokenResult(txn: Transaction, rcpt: Recipient, id: string, ok: boolean): Promise<Reply | null> {
+    if (!ok) return null;
+    const deps = this.#deps;
+    const local = rcpt.user.address;
+    let perm: string | null = null;
+    try {
+      perm = await deps.tokens.afterDelivery(txn.from, local, rcpt.token ?? "perm");
+    } catch (e) {
+      deps.log("store_error", { op: "after_delivery", cause: (e as Error).message });
+    }
+    if (rcpt.mytoken !== undefined) {
+      try {
+        await deps.heldTokens.put(txn.from, local, rcpt.mytoken, { source: "mystoken", overwriteWorking: true });
+      } catch (e) {
+        deps.log("store_error", { op: "held_token", cause: (e as Error).message });
+      }
+    }
+    return perm === null
+      ? reply(250, "2.1.12", `<${rcpt.address}> ${id} Saved`)
+      : reply(250, "2.1.13", `<${rcpt.address}> ${perm} ${id} Saved`);
   }
 
   // ---- commands -----------------------------------------------------------
@@ -250,8 +290,9 @@ export class Session {
       case "HELP":
         return step(R.help);
       case "GENSTOKEN":
+        return this.#genstoken(cmd.kind, cmd.remote, cmd.local);
       case "REVSTOKEN":
-        return step(R.unknownCommand);
+        return this.#revstoken(cmd.remote, cmd.local);
     }
   }
 
@@ -260,7 +301,7 @@ export class Session {
     if (lmtpListener && verb !== "LHLO") return step(R.useLhlo);
     const kind: Kind = lmtpListener ? "lmtp" : verb === "LHLO" ? "token" : "user";
     // A second greeting may not switch an authenticated session to the other kind.
-    if (this.#user && kind !== this.#kind) return step(R.badSequence);
+    if ((this.#user || this.#tokenAuthed) && kind !== this.#kind) return step(R.badSequence);
     this.#kind = kind;
     this.#helo = domain;
     this.#txn = null; // RFC 5321 §4.1.4: a new greeting resets the transaction.
@@ -274,8 +315,9 @@ export class Session {
     const size = `SIZE ${this.#deps.limits.maxMessageSize}`;
     if (kind === "lmtp") return ["PIPELINING", size, "ENHANCEDSTATUSCODES", "8BITMIME"];
     if (kind === "token") {
+      // Draft §7.2: STOKEN is never listed before TLS is active.
       return this.#secure
-        ? ["PIPELINING", size, "ENHANCEDSTATUSCODES", "8BITMIME"]
+        ? ["PIPELINING", size, "ENHANCEDSTATUSCODES", "8BITMIME", "AUTH STOKEN", "STOKEN"]
         : ["PIPELINING", "ENHANCEDSTATUSCODES", "STARTTLS"];
     }
     return this.#secure
@@ -295,12 +337,18 @@ export class Session {
   async #auth(mechanism: string, initial: string | undefined): Promise<Step> {
     if (this.#info.listener === "lmtp") return step(R.notOnThisListener);
     if (this.#kind === null || this.#txn) return step(R.badSequence);
-    if (this.#user) return step(R.alreadyAuthenticated);
+    if (this.#user || this.#tokenAuthed) return step(R.alreadyAuthenticated);
     if (!this.#secure) return step(R.encryptionRequired);
     if (this.#deps.authGuard.blocked(this.#info.remoteAddress)) return close(R.tooManyAuthFailures);
-    if (this.#kind !== "user" || (mechanism !== "PLAIN" && mechanism !== "LOGIN")) {
-      return step(R.unrecognizedAuth);
+    if (this.#kind === "token") {
+      if (mechanism !== "STOKEN") return step(R.unrecognizedAuth);
+      if (initial === undefined) {
+        this.#sasl = { mech: "STOKEN" };
+        return step(challenge(""));
+      }
+      return await this.#stoken(initial);
     }
+    if (mechanism !== "PLAIN" && mechanism !== "LOGIN") return step(R.unrecognizedAuth);
     if (mechanism === "PLAIN") {
       if (initial === undefined) {
         this.#sasl = { mech: "PLAIN" };
@@ -320,10 +368,41 @@ export class Session {
     this.#sasl = null;
     if (text === "*") return step(R.authCancelled);
     if (sasl.mech === "PLAIN") return await this.#plain(text);
+    if (sasl.mech === "STOKEN") return await this.#stoken(text);
     if (sasl.username === undefined) return this.#loginUsername(text);
     const pw = decodeUtf8(decodeResponse(text));
     if (pw === null) return step(R.authMalformed);
     return await this.#checkPassword(sasl.username, pw);
+  }
+
+  /**
+   * Draft §7.3.1: base64 of "recipient NUL token". The recipient must be ours and the
+   * token one of its tokens; the remote is checked per recipient at RCPT. An unknown
+   * recipient and a bad token get the same reply and count the same.
+   */
+  async #stoken(b64: string): Promise<Step> {
+    const started = this.#deps.now().getTime();
+    const bytes = decodeResponse(b64);
+    const creds = bytes === null ? null : decodeStoken(bytes);
+    // Draft §7.3.1.1: "AUTH STOKEN abcdefg" is answered 535, like any other bad token.
+    if (creds === null) return await this.#authFailed(started, null, R.stokenInvalid);
+    const local = normalizeAddress(creds.recipient);
+    if (local !== null && this.#deps.authGuard.blocked(`local:${local}`)) {
+      return close(R.tooManyAuthFailures);
+    }
+    let user: LocalUser | null = null;
+    try {
+      user = local === null ? null : await this.#deps.users.lookup(local);
+    } catch (e) {
+      this.#deps.log("store_error", { op: "lookup", cause: (e as Error).message });
+      return step(R.tempFailure);
+    }
+    if (user && this.#deps.tokens.checkLocal(creds.token, user.address)) {
+      this.#tokenAuthed = true;
+      this.#deps.log("auth", { ok: true, mechanism: "STOKEN", local: user.address });
+      return step(R.stokenOk);
+    }
+    return await this.#authFailed(started, local, R.stokenInvalid);
   }
 
   #loginUsername(b64: string): Step {
@@ -355,21 +434,76 @@ export class Session {
   }
 
   /** Every failure takes the same minimum time, so timing says nothing (cf. chasquid). */
-  async #authFailed(started: number): Promise<Step> {
+  async #authFailed(
+    started: number,
+    local: string | null = null,
+    failure: Reply = R.authInvalid,
+  ): Promise<Step> {
     const deps = this.#deps;
     const ip = this.#info.remoteAddress;
-    const nowBlocked = deps.authGuard.fail(ip);
+    let nowBlocked = deps.authGuard.fail(ip);
+    if (local !== null) nowBlocked = deps.authGuard.fail(`local:${local}`) || nowBlocked;
     deps.log("auth", { ok: false });
     const wait = started + deps.authGuard.failureDelayMs - deps.now().getTime();
     if (wait > 0) await deps.sleep(wait);
-    return nowBlocked ? close(R.tooManyAuthFailures) : step(R.authInvalid);
+    return nowBlocked ? close(R.tooManyAuthFailures) : step(failure);
+  }
+
+  // ---- token management (draft §5.4, PROTOCOL.md §4) -----------------------
+
+  /** Resolves the pair for GENSTOKEN/REVSTOKEN, or the reply that refuses it. */
+  async #tokenPair(remoteArg: string, localArg: string | undefined): Promise<[string, string] | Reply> {
+    if (this.#kind === "token" || this.#kind === "lmtp") return R.badSequence;
+    const user = this.#user;
+    if (!user) return R.authRequired;
+    const remote = normalizeAddress(stripBrackets(remoteArg));
+    if (remote === null || !remote.includes("@")) return R.badRemote;
+    if (localArg === undefined) return [remote, user.address];
+    const local = normalizeAddress(stripBrackets(localArg));
+    if (local === null || !local.includes("@")) return R.badLocal;
+    const owner = await this.#deps.users.lookup(local);
+    if (!owner) return R.badLocal;
+    if (owner.address !== user.address) return R.notYourAddress;
+    return [remote, owner.address];
+  }
+
+  async #genstoken(kind: "PERM" | "TEMP", remoteArg: string, localArg: string | undefined): Promise<Step> {
+    try {
+      const pair = await this.#tokenPair(remoteArg, localArg);
+      if (!Array.isArray(pair)) return step(pair);
+      const [remote, local] = pair;
+      const tokens = this.#deps.tokens;
+      this.#deps.log("genstoken", { kind, remote, local });
+      if (kind === "TEMP") {
+        return step(reply(250, "2.1.11", `${await tokens.generateTemp(remote, local)} Temporary token generated.`));
+      }
+      const { token, created } = await tokens.getOrCreatePerm(remote, local);
+      return step(reply(250, "2.1.11", `${token} Permanent token ${created ? "generated" : "exists"}.`));
+    } catch (e) {
+      this.#deps.log("store_error", { op: "genstoken", cause: (e as Error).message });
+      return step(R.genFailed);
+    }
+  }
+
+  async #revstoken(remoteArg: string, localArg: string | undefined): Promise<Step> {
+    try {
+      const pair = await this.#tokenPair(remoteArg, localArg);
+      if (!Array.isArray(pair)) return step(pair);
+      await this.#deps.tokens.revoke(pair[0], pair[1]);
+      this.#deps.log("revstoken", { remote: pair[0], local: pair[1] });
+      return step(R.revoked);
+    } catch (e) {
+      this.#deps.log("store_error", { op: "revstoken", cause: (e as Error).message });
+      return step(R.revokeFailed);
+    }
   }
 
   // ---- mail transaction ---------------------------------------------------
 
   async #mail(address: string, params: readonly Param[]): Promise<Step> {
     if (this.#kind === null) return step(R.badSequence);
-    if (this.#kind !== "lmtp" && !this.#user) return step(R.authRequired);
+    if (this.#kind === "user" && !this.#user) return step(R.authRequired);
+    if (this.#kind === "token" && !this.#tokenAuthed) return step(R.authRequired);
     if (this.#txn) return step(R.badSequence);
     for (const p of params) {
       if (p.keyword === "SIZE") {
@@ -392,6 +526,10 @@ export class Session {
         return step(R.tempFailure);
       }
     }
+    // PROTOCOL.md §6: a token delivery always names its remote user.
+    if (this.#kind === "token" && (address === "" || !address.includes("@"))) {
+      return step(R.badSender);
+    }
     this.#txn = { from: address, rcpts: [] };
     return step(R.mailOk);
   }
@@ -399,7 +537,14 @@ export class Session {
   async #rcpt(address: string, params: readonly Param[]): Promise<Step> {
     const txn = this.#txn;
     if (!txn) return step(R.badSequence);
-    if (params.length > 0) return step(R.unsupportedParameter);
+    let stoken: string | undefined;
+    let mytoken: string | undefined;
+    for (const p of params) {
+      if (this.#kind !== "token") return step(R.unsupportedParameter);
+      if (p.keyword === "STOKEN" && stoken === undefined) stoken = p.value ?? "";
+      else if (p.keyword === "MYSTOKEN" && mytoken === undefined) mytoken = p.value ?? "";
+      else return step(R.unsupportedParameter);
+    }
     if (txn.rcpts.length >= this.#deps.limits.maxRecipients) return step(R.tooManyRecipients);
     const at = address.lastIndexOf("@");
     const domain = at < 0 ? "" : address.slice(at + 1).toLowerCase();
@@ -416,7 +561,48 @@ export class Session {
       return step(R.tempFailure);
     }
     if (!user) return step(R.userUnknown);
-    txn.rcpts.push({ address, user });
+    if (this.#kind !== "token") {
+      txn.rcpts.push({ address, user });
+      return step(R.rcptOk);
+    }
+    return await this.#tokenRcpt(txn, address, user, stoken, mytoken);
+  }
+
+  /** PROTOCOL.md §6: each recipient of a token delivery needs a token for (MAIL FROM, RCPT TO). */
+  async #tokenRcpt(
+    txn: Transaction,
+    address: string,
+    user: LocalUser,
+    stoken: string | undefined,
+    mytoken: string | undefined,
+  ): Promise<Step> {
+    const deps = this.#deps;
+    if (stoken === undefined) return step(R.tokenRequired);
+    if (mytoken !== undefined && !isTokenString(mytoken)) return step(R.badMytoken);
+    const ip = this.#info.remoteAddress;
+    const localKey = `local:${user.address}`;
+    if (deps.authGuard.blocked(ip) || deps.authGuard.blocked(localKey)) {
+      return close(R.tooManyAuthFailures);
+    }
+    let verdict: Awaited<ReturnType<SessionDeps["tokens"]["verify"]>>;
+    try {
+      verdict = await deps.tokens.verify(stoken, txn.from, user.address);
+    } catch (e) {
+      deps.log("store_error", { op: "verify", cause: (e as Error).message });
+      return step(R.tempFailure);
+    }
+    if (!verdict.ok) {
+      const byIp = deps.authGuard.fail(ip);
+      const byLocal = deps.authGuard.fail(localKey);
+      deps.log("token_refused", { local: user.address });
+      return byIp || byLocal ? close(R.tooManyAuthFailures) : step(R.tokenInvalid);
+    }
+    txn.rcpts.push({
+      address,
+      user,
+      token: verdict.kind,
+      ...(mytoken === undefined ? {} : { mytoken }),
+    });
     return step(R.rcptOk);
   }
 
@@ -434,6 +620,20 @@ export class Session {
     this.#data = { reader: new DataReader(this.#deps.limits.maxMessageSize), msg };
     return step(R.startData);
   }
+}
+
+function failureReply(rcpt: Recipient, res: { ok: boolean; kind?: string }): Reply {
+  if (res.kind === "quota") return reply(552, "5.2.2", `<${rcpt.address}> Mailbox full`);
+  return reply(451, "4.3.0", `<${rcpt.address}> Temporary failure`);
+}
+
+function stripBrackets(s: string): string {
+  return s.startsWith("<") && s.endsWith(">") ? s.slice(1, -1) : s;
+}
+
+/** PROTOCOL.md §5: token strings are [A-Za-z0-9_-]{20,64}. */
+function isTokenString(s: string): boolean {
+  return /^[A-Za-z0-9_-]{20,64}$/.test(s);
 }
 
 /** A SASL response: strict base64, with "=" meaning an empty response (RFC 4954 §4). */

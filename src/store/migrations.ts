@@ -28,4 +28,45 @@ export const MIGRATIONS: Migration[] = [
       `CREATE INDEX aliases_by_address ON aliases(address)`,
     ],
   },
+  {
+    version: 2,
+    sql: [
+      // One row per (remote, local) token pair, addresses lower-cased (see tokens/engine.ts).
+      // generation: revocation watermark, bumped by REVSTOKEN; tokens carry it. cur_* / prev_*:
+      // metadata of the current permanent token and of the one it replaced (valid until
+      // prev_grace_until); the tokens themselves are recomputed with the key file's secrets
+      // and never stored. Times: Unix seconds. Nonces: 6-byte blobs.
+      `CREATE TABLE token_pairs (
+        remote TEXT NOT NULL,
+        local TEXT NOT NULL,
+        generation INTEGER NOT NULL DEFAULT 0,
+        cur_key_id TEXT,
+        cur_nonce BLOB,
+        cur_issued INTEGER,
+        cur_expires INTEGER,
+        prev_key_id TEXT,
+        prev_nonce BLOB,
+        prev_issued INTEGER,
+        prev_expires INTEGER,
+        prev_grace_until INTEGER,
+        last_used INTEGER,
+        PRIMARY KEY (remote, local)
+      )`,
+      `CREATE INDEX token_pairs_by_local ON token_pairs(local)`,
+      // Tokens this server holds for other servers (store/held_tokens.ts): remote = the
+      // other server's user, local = ours. AES-256-GCM ciphertext (tag appended) under the
+      // key file's held_token_key, AAD = the pair. Times: Unix seconds.
+      `CREATE TABLE held_tokens (
+        remote TEXT NOT NULL,
+        local TEXT NOT NULL,
+        iv BLOB NOT NULL,
+        ciphertext BLOB NOT NULL,
+        expires INTEGER,
+        source TEXT NOT NULL CHECK (source IN ('mystoken', 'reply', 'header')),
+        created INTEGER NOT NULL,
+        last_success INTEGER,
+        PRIMARY KEY (remote, local)
+      )`,
+    ],
+  },
 ];

@@ -127,7 +127,9 @@ Deno.test("AUTH STOKEN in an EHLO session and PLAIN in an LHLO session: 504 5.5.
     S: 250-PIPELINING
     S: 250-SIZE 10240
     S: 250-ENHANCEDSTATUSCODES
-    S: 250 8BITMIME
+    S: 250-8BITMIME
+    S: 250-AUTH STOKEN
+    S: 250 STOKEN
     C: AUTH PLAIN ${PLAIN_OK}
     S: 504 5.5.4 Unrecognized authentication type
     C: AUTH LOGIN
@@ -167,7 +169,9 @@ Deno.test("AUTH before EHLO and on the LMTP listener", async () => {
     S: 250-PIPELINING
     S: 250-SIZE 10240
     S: 250-ENHANCEDSTATUSCODES
-    S: 250 8BITMIME
+    S: 250-8BITMIME
+    S: 250-AUTH STOKEN
+    S: 250 STOKEN
     C: AUTH PLAIN ${PLAIN_OK}
     S: 502 5.5.1 Command not available on this listener
   `);

@@ -2,6 +2,8 @@
 // No sockets: the session is pure, so these run in microseconds.
 import type {
   AuthGuard,
+  HeldTokenStore,
+  TokenService,
   DeliveryResult,
   LocalUser,
   SessionDeps,
@@ -19,6 +21,7 @@ export interface Delivered {
 
 export interface Fake {
   deps: SessionDeps;
+  held: { remote: string; local: string; token: string; source: string }[];
   delivered: Delivered[];
   logs: { event: string; fields: Record<string, unknown> }[];
   sleeps: number[];
@@ -61,7 +64,32 @@ class MemoryMessage implements SpooledMessage {
   }
 }
 
-export function fakeDeps(opts: { maxMessageSize?: number; maxRecipients?: number; authLimit?: number } = {}): Fake {
+export interface FakeOptions {
+  maxMessageSize?: number;
+  maxRecipients?: number;
+  authLimit?: number;
+  /** A real TokenService (the engine) instead of the tokenless default. */
+  tokens?: TokenService;
+}
+
+/** Without a token engine every token check fails: enough for the non-token transcripts. */
+const NO_TOKENS: TokenService = {
+  generateTemp: () => Promise.reject(new Error("no token engine")),
+  getOrCreatePerm: () => Promise.reject(new Error("no token engine")),
+  revoke: () => Promise.reject(new Error("no token engine")),
+  checkLocal: () => false,
+  verify: () => Promise.resolve({ ok: false }),
+  afterDelivery: () => Promise.resolve(null),
+};
+
+export function fakeDeps(opts: FakeOptions = {}): Fake {
+  const held: Fake["held"] = [];
+  const heldTokens: HeldTokenStore = {
+    put: (remote, local, token, o) => {
+      held.push({ remote, local, token, source: o.source });
+      return Promise.resolve();
+    },
+  };
   const delivered: Delivered[] = [];
   const logs: Fake["logs"] = [];
   const sleeps: number[] = [];
@@ -102,6 +130,8 @@ export function fakeDeps(opts: { maxMessageSize?: number; maxRecipients?: number
       },
     },
     authGuard,
+    tokens: opts.tokens ?? NO_TOKENS,
+    heldTokens,
     limits: { maxMessageSize: opts.maxMessageSize ?? 10240, maxRecipients: opts.maxRecipients ?? 3 },
     now: () => new Date(Date.UTC(2026, 10, 28, 12, 0, 0)),
     newId: () => `ID${String(++ids).padStart(8, "0")}`,
@@ -111,7 +141,7 @@ export function fakeDeps(opts: { maxMessageSize?: number; maxRecipients?: number
     },
     log: (event, fields) => logs.push({ event, fields }),
   };
-  return { deps, delivered, logs, sleeps, failures, failFor };
+  return { deps, held, delivered, logs, sleeps, failures, failFor };
 }
 
 export function newSession(

@@ -45,7 +45,7 @@ Deno.test("submission: a message to a local user and an alias lands with an ESMT
   assertEquals(fake.delivered.map((d) => d.user), ["bob@example.test", "alice@example.test"]);
   const d = fake.delivered[0]!;
   assertEquals(d.body, "Subject: hi\r\n\r\n.dotted line\r\n");
-  assertMatch(d.prefix, /^Received: from client\.example \(192\.0\.2\.7\)\r\n/);
+  assertMatch(d.prefix, /^Received: from client\.example \(\[192\.0\.2\.7\]\)\r\n/);
   assertMatch(d.prefix, /with ESMTPSA id ID00000001/);
   assertMatch(d.prefix, /for <bob@example\.test>/);
   assert(d.prefix.endsWith("\r\n"));

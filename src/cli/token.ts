@@ -1,0 +1,143 @@
+// `stoken token gen|revoke|list`: the administrator's side of GENSTOKEN / REVSTOKEN
+// (PROTOCOL §4). `list` shows pairs and dates, never a token.
+import { parseArgs } from "node:util";
+import { type Config, loadConfig } from "../config.ts";
+import { normalizeAddress } from "../protocol/address.ts";
+import { type Db, openDatabase } from "../store/db.ts";
+import { readKeyFile } from "../store/key_file.ts";
+import { LibsqlTokenStore } from "../store/tokens.ts";
+import { Users } from "../store/users.ts";
+import { DEFAULT_POLICY, TokenEngine, type TokenListEntry } from "../tokens/engine.ts";
+import { configPath } from "./config_path.ts";
+
+const USAGE = `usage:
+  stoken token gen (temp|perm) REMOTE LOCAL [--config FILE]
+                      print a token for the pair (perm: the existing one if there is one)
+  stoken token revoke REMOTE LOCAL [--config FILE]
+                      revoke every token of the pair, temporary and permanent
+  stoken token list [LOCAL] [--config FILE]
+                      list permanent tokens (pair, issued, expires, last used)`;
+
+class UsageError extends Error {
+  override name = "UsageError";
+}
+
+export async function run(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: { config: { type: "string" }, help: { type: "boolean", short: "h" } },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (e) {
+    console.error(`${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const [sub, ...rest] = positionals;
+  try {
+    switch (sub) {
+      case "gen":
+        return await withEngine(values.config, (c) => gen(c, rest));
+      case "revoke":
+        return await withEngine(values.config, (c) => revoke(c, rest));
+      case "list":
+        return await withEngine(values.config, (c) => list(c, rest));
+      default:
+        throw new UsageError(sub === undefined ? "Missing subcommand" : `Unknown subcommand "${sub}"`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`${e.message}\n\n${USAGE}`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+interface Ctx {
+  config: Config;
+  db: Db;
+  engine: TokenEngine;
+}
+
+async function withEngine(flag: string | undefined, fn: (c: Ctx) => Promise<number>): Promise<number> {
+  const config = await loadConfig(configPath(flag));
+  const keyFile = await readKeyFile(config.key_file);
+  const db = await openDatabase(config.database.url, config.database.auth_token);
+  try {
+    // TODO(config): tokens.* policy keys once config.ts has them; the defaults meanwhile.
+    const engine = await TokenEngine.create(keyFile, new LibsqlTokenStore(db), DEFAULT_POLICY);
+    return await fn({ config, db, engine });
+  } finally {
+    db.close();
+  }
+}
+
+function address(input: string | undefined, what: "remote" | "local"): string {
+  if (input === undefined) throw new UsageError(`Missing ${what} address`);
+  const a = normalizeAddress(input.replace(/^<(.*)>$/, "$1"));
+  if (a === null) throw new UsageError(`Incorrect ${what} address: "${input}"`);
+  return a;
+}
+
+function pair(rest: string[]): { remote: string; local: string } {
+  if (rest.length > 2) throw new UsageError(`Unexpected argument "${rest[2]}"`);
+  return { remote: address(rest[0], "remote"), local: address(rest[1], "local") };
+}
+
+async function gen(c: Ctx, rest: string[]): Promise<number> {
+  const [kind, ...addrs] = rest;
+  if (kind !== "temp" && kind !== "perm") {
+    throw new UsageError(kind === undefined ? "Missing token kind" : `Token kind must be temp or perm: "${kind}"`);
+  }
+  const { remote, local } = pair(addrs);
+  // PROTOCOL §4: the local address must be one of our users (or aliases).
+  const users = new Users(c.db, new Set(c.config.domains));
+  if ((await users.lookup(local)) === null) {
+    console.error(`Not a local user: "${local}"`);
+    return 1;
+  }
+  if (kind === "temp") {
+    console.log(await c.engine.generateTemp(remote, local));
+  } else {
+    const { token, created } = await c.engine.getOrCreatePerm(remote, local);
+    console.error(created ? "Permanent token generated." : "Permanent token exists.");
+    console.log(token);
+  }
+  return 0;
+}
+
+async function revoke(c: Ctx, rest: string[]): Promise<number> {
+  const { remote, local } = pair(rest);
+  await c.engine.revoke(remote, local);
+  console.error(`All tokens of ${remote} -> ${local} revoked.`);
+  return 0;
+}
+
+async function list(c: Ctx, rest: string[]): Promise<number> {
+  if (rest.length > 1) throw new UsageError(`Unexpected argument "${rest[1]}"`);
+  const local = rest[0] === undefined ? undefined : address(rest[0], "local");
+  console.log(formatTable(await c.engine.list(local)));
+  return 0;
+}
+
+function when(d: Date | null): string {
+  return d === null ? "-" : d.toISOString().slice(0, 19).replace("T", " ") + "Z";
+}
+
+/** One line per pair, columns padded; never the token itself. */
+export function formatTable(entries: readonly TokenListEntry[]): string {
+  const rows = [
+    ["REMOTE", "LOCAL", "KIND", "ISSUED", "EXPIRES", "LAST USED"],
+    ...entries.map((e) => [e.remote, e.local, e.kind, when(e.issued), when(e.expires), when(e.lastUsed)]),
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+}

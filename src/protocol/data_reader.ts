@@ -1,0 +1,175 @@
+// The DATA body reader (RFC 5321 §4.1.1.4, §4.5.2). Strict on line endings, the defence
+// against SMTP smuggling: only CR LF "." CR LF ends the data, and a bare CR or bare LF
+// anywhere marks the message bad without ever ending it, so "\n.\n", "\r.\r",
+// "\n.\r\n", "\r\n.\n" and "\r.\r\n" are all plain message text. After a size overflow or
+// a bare line ending the reader keeps reading to the real terminator, so that the rest of
+// the message is never taken for commands.
+
+const CR = 13;
+const LF = 10;
+const DOT = 46;
+
+/** What one push() produced. */
+export interface DataStep {
+  /** Unstuffed body bytes to store, in order; views into the pushed chunk. */
+  body: Uint8Array[];
+  /** How many bytes of the chunk belonged to DATA: chunk.length unless done. */
+  consumed: number;
+  /** The terminating "." line was read; chunk bytes after `consumed` are commands. */
+  done: boolean;
+}
+
+// Where the reader stands within the current line.
+/** Start of a line: after the DATA command's CRLF or a body CRLF. */
+const LINE_START = 0;
+/** A "." at the start of a line (not passed on). */
+const AT_DOT = 1;
+/** "." CR at the start of a line: LF next ends the data. */
+const AT_DOT_CR = 2;
+/** Inside a line. */
+const IN_TEXT = 3;
+/** A CR inside a line (or at its start): LF next ends the line. */
+const AT_CR = 4;
+type At = typeof LINE_START | typeof AT_DOT | typeof AT_DOT_CR | typeof IN_TEXT | typeof AT_CR;
+
+export class DataReader {
+  readonly #maxSize: number;
+  #at: At = LINE_START;
+  #size = 0;
+  #tooLarge = false;
+  #bareNewline = false;
+  #done = false;
+
+  constructor(maxSize: number) {
+    this.#maxSize = maxSize;
+  }
+
+  /** Unstuffed body octets seen so far, counted past the cap too. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** The body is over maxSize: no more body is emitted, the rest is drained. */
+  get tooLarge(): boolean {
+    return this.#tooLarge;
+  }
+
+  /** A bare CR or bare LF was seen: no more body is emitted, the rest is drained. */
+  get bareNewline(): boolean {
+    return this.#bareNewline;
+  }
+
+  /** The terminator was read. */
+  get done(): boolean {
+    return this.#done;
+  }
+
+  /**
+   * Feeds the next chunk. The returned body views point into chunk, so use them before
+   * the chunk's memory is reused. After done, further pushes consume nothing.
+   */
+  push(chunk: Uint8Array): DataStep {
+    const body: Uint8Array[] = [];
+    if (this.#done) return { body, consumed: 0, done: true };
+    const n = chunk.length;
+    let at = this.#at;
+    // A "." CR left pending by the previous chunk: that CR was never counted or emitted.
+    const crPending = at === AT_DOT_CR;
+    let seg = 0; // start of the body segment not yet flushed
+    // Cached positions of the next CR and LF at or after i (n when there is none), so a
+    // chunk is scanned at most once for each whatever its content.
+    let nextCR = -1;
+    let nextLF = -1;
+    let i = 0;
+
+    const flush = (end: number) => {
+      if (end <= seg) return;
+      this.#size += end - seg;
+      if (this.#size > this.#maxSize) this.#tooLarge = true;
+      if (!this.#tooLarge && !this.#bareNewline) body.push(chunk.subarray(seg, end));
+    };
+
+    while (i < n) {
+      switch (at) {
+        case LINE_START: {
+          const b = chunk[i];
+          if (b === DOT) {
+            // Dot-stuffing (RFC 5321 §4.5.2): the leading "." is dropped either way.
+            flush(i);
+            seg = i + 1;
+            at = AT_DOT;
+          } else if (b === CR) {
+            at = AT_CR;
+          } else if (b === LF) {
+            this.#bareNewline = true;
+            at = IN_TEXT;
+          } else {
+            at = IN_TEXT;
+          }
+          i++;
+          break;
+        }
+        case AT_DOT: {
+          const b = chunk[i];
+          if (b === CR) {
+            at = AT_DOT_CR;
+          } else {
+            if (b === LF) this.#bareNewline = true;
+            at = IN_TEXT;
+          }
+          i++;
+          break;
+        }
+        case AT_DOT_CR: {
+          if (chunk[i] === LF) {
+            // CR LF "." CR LF: the body ends with the CRLF before the ".", which is
+            // already flushed; the "." CR is not part of it.
+            flush(Math.max(seg, i - 1));
+            this.#done = true;
+            this.#at = at;
+            return { body, consumed: i + 1, done: true };
+          }
+          // The CR after the "." was bare; look at this byte again as line text.
+          this.#bareNewline = true;
+          if (i === 0 && crPending) this.#size++;
+          at = IN_TEXT;
+          break;
+        }
+        case IN_TEXT: {
+          if (nextCR < i) nextCR = indexOrEnd(chunk, CR, i);
+          if (nextLF < i) nextLF = indexOrEnd(chunk, LF, i);
+          if (nextLF < nextCR) {
+            this.#bareNewline = true;
+            i = nextLF + 1;
+          } else if (nextCR < n) {
+            i = nextCR + 1;
+            at = AT_CR;
+          } else {
+            i = n;
+          }
+          break;
+        }
+        case AT_CR: {
+          if (chunk[i] === LF) {
+            at = LINE_START;
+            i++;
+          } else {
+            // The CR was bare; this byte is looked at again as line text.
+            this.#bareNewline = true;
+            at = IN_TEXT;
+          }
+          break;
+        }
+      }
+    }
+    // A pending "." CR may still turn out to be the terminator: keep the CR out of the body.
+    flush(at === AT_DOT_CR ? Math.max(seg, n - 1) : n);
+    this.#at = at;
+    return { body, consumed: n, done: false };
+  }
+}
+
+function indexOrEnd(bytes: Uint8Array, byte: number, from: number): number {
+  const j = bytes.indexOf(byte, from);
+  return j < 0 ? bytes.length : j;
+}
