@@ -25,6 +25,10 @@ export async function makeCert(): Promise<TestCert> {
       "/CN=localhost",
       "-addext",
       "subjectAltName=DNS:localhost,IP:127.0.0.1",
+      // Without this, openssl marks the certificate as a CA, which rustls (Deno's client)
+      // refuses as a server certificate ("CaUsedAsEndEntity").
+      "-addext",
+      "basicConstraints=critical,CA:FALSE",
       "-days",
       "1",
       "-keyout",

@@ -159,3 +159,31 @@ Deno.test("no cache: a second instance on the same database sees changes at once
     }
   });
 });
+
+Deno.test("unknown and invalid usernames still run the KDF once (no user enumeration by timing)", async () => {
+  await withDb(async (url) => {
+    const db = await openDatabase(url);
+    const subtle = crypto.subtle;
+    const original = subtle.deriveBits;
+    let calls = 0;
+    // Count KDF runs instead of measuring time.
+    Object.defineProperty(subtle, "deriveBits", {
+      configurable: true,
+      value: (...args: Parameters<SubtleCrypto["deriveBits"]>) => {
+        calls++;
+        return original.apply(subtle, args);
+      },
+    });
+    try {
+      const users = new Users(db, DOMAINS);
+      assertEquals(await users.verifyPassword("nobody@example.test", "password"), null);
+      assertEquals(calls, 1, "unknown user");
+      assertEquals(await users.verifyPassword("@@@", "password"), null);
+      assertEquals(calls, 2, "invalid username");
+    } finally {
+      delete (subtle as { deriveBits?: unknown }).deriveBits;
+      db.close();
+    }
+    assert(crypto.subtle.deriveBits === original, "restored");
+  });
+});
