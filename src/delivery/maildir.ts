@@ -67,6 +67,12 @@ function errorCode(e: unknown): string | undefined {
   return typeof code === "string" ? code : undefined;
 }
 
+/** A full disk or quota is reported as "quota" (552 5.2.2); anything else is temporary. */
+export function failureKind(e: unknown): "quota" | "temporary" {
+  const code = errorCode(e);
+  return code === "ENOSPC" || code === "EDQUOT" ? "quota" : "temporary";
+}
+
 export class Maildirs implements Mailboxes {
   readonly #host: string;
   #counter = 0;
@@ -95,15 +101,14 @@ export class Maildirs implements Mailboxes {
   async deliver(user: LocalUser, prefix: string, msg: SpooledMessage): Promise<DeliveryResult> {
     let tmp: string | null = null;
     let final: string | null = null;
-    let maildir: string | undefined;
     try {
-      maildir = this.maildirOf(user.address);
-      await this.#ensure(maildir);
+      const maildir = this.maildirOf(user.address);
       const unique = this.uniqueName();
       tmp = join(maildir, "tmp", unique);
+      const fh = await this.#create(maildir, tmp);
       const head = encoder.encode(prefix);
       const size = head.length + msg.size;
-      await this.#writeFile(tmp, head, msg, size);
+      await this.#write(fh, head, msg, size);
       final = join(maildir, "new", `${unique},S=${size}`);
       await rename(tmp, final);
       tmp = null;
@@ -113,11 +118,24 @@ export class Maildirs implements Mailboxes {
       // Leave nothing behind: a message we do not acknowledge will be sent again.
       if (tmp !== null) await rm(tmp, { force: true }).catch(() => {});
       if (final !== null) await rm(final, { force: true }).catch(() => {});
-      // The directory may have been removed under us: make it again next time.
-      if (maildir !== undefined) this.#made.delete(maildir);
-      const code = errorCode(e);
-      const kind = code === "ENOSPC" || code === "EDQUOT" ? "quota" : "temporary";
-      return { ok: false, kind, cause: (e as Error).message ?? String(e) };
+      return { ok: false, kind: failureKind(e), cause: (e as Error).message ?? String(e) };
+    }
+  }
+
+  /**
+   * Create tmp/<unique> (O_EXCL: an existing file means the name is not unique; never
+   * append to it). If a Maildir we made earlier was removed meanwhile, make it again.
+   */
+  async #create(maildir: string, tmp: string): Promise<FileHandle> {
+    const known = this.#made.has(maildir);
+    if (!known) await this.#ensure(maildir);
+    try {
+      return await open(tmp, "wx", 0o600);
+    } catch (e) {
+      if (!known || errorCode(e) !== "ENOENT") throw e;
+      this.#made.delete(maildir);
+      await this.#ensure(maildir);
+      return await open(tmp, "wx", 0o600);
     }
   }
 
@@ -129,9 +147,7 @@ export class Maildirs implements Mailboxes {
     this.#made.add(maildir);
   }
 
-  async #writeFile(path: string, head: Uint8Array, msg: SpooledMessage, size: number) {
-    // O_EXCL: a unique name that already exists means something is wrong; do not append.
-    const fh = await open(path, "wx", 0o600);
+  async #write(fh: FileHandle, head: Uint8Array, msg: SpooledMessage, size: number) {
     try {
       if (size <= ONE_WRITE_BYTES) {
         const all = new Uint8Array(size);

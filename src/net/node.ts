@@ -4,7 +4,7 @@
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { Buffer } from "node:buffer";
-import { X509Certificate, createPrivateKey } from "node:crypto";
+import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { chmod, lstat, readFile, unlink } from "node:fs/promises";
 import process from "node:process";
 import { clearTimeout, setTimeout } from "node:timers";
@@ -164,6 +164,7 @@ export class NodeConn implements Conn {
     this.#detach();
     sock.on("error", () => {});
     if (after.length > 0) sock.unshift(Buffer.concat(after));
+    while (sock.read() !== null);
     const { socket, done } = serverHandshake(sock, source);
     this.#upgrading = socket;
     try {
@@ -369,22 +370,26 @@ export async function readTlsCredentials(
   };
   const cert = await read(certPath, "certificate");
   const key = await read(keyPath, "key");
+  let x509: X509Certificate;
   try {
-    new X509Certificate(cert);
+    x509 = new X509Certificate(cert);
   } catch (e) {
     throw new Error(`Invalid TLS certificate "${certPath}": ${(e as Error).message}`);
   }
+  let privateKey: KeyObject;
   try {
-    createPrivateKey(key);
+    privateKey = createPrivateKey(key);
   } catch (e) {
     throw new Error(`Invalid TLS key "${keyPath}": ${(e as Error).message}`);
+  }
+  // Deno's createSecureContext does not compare the two, so check the pair ourselves.
+  if (!x509.checkPrivateKey(privateKey)) {
+    throw new Error(`TLS certificate "${certPath}" and key "${keyPath}" do not fit together`);
   }
   try {
     tls.createSecureContext({ cert, key });
   } catch (e) {
-    throw new Error(
-      `TLS certificate "${certPath}" and key "${keyPath}" do not fit together: ${(e as Error).message}`,
-    );
+    throw new Error(`Cannot use TLS certificate "${certPath}": ${(e as Error).message}`);
   }
   return { cert, key };
 }

@@ -142,6 +142,28 @@ Deno.test("startTls: upgrade, then plaintext sent before the 220 is never read",
   await l.close();
 });
 
+Deno.test("startTls: a client hello that arrives before startTls() is called is kept", async () => {
+  const { cert, key } = await certs;
+  const l = await listen({ kind: "tcp", host: "127.0.0.1", port: 0 });
+  const client = await LineClient.tcp(l.port);
+  const conn = await acceptOne(l);
+  // A read first, so the runtime is already pulling bytes off the socket.
+  await client.send("STARTTLS\r\n");
+  assertEquals(await readUntil(conn, "\r\n"), "STARTTLS\r\n");
+  await conn.write("220 2.0.0 Ready\r\n");
+  assertEquals(await client.line(), "220 2.0.0 Ready");
+  const clientUpgrade = client.startTls(cert);
+  // The server is slow to start its side: the client's handshake is already buffered.
+  await sleep(200);
+  const tls = await conn.startTls(() => ({ cert, key }));
+  await clientUpgrade;
+  await client.send("EHLO x\r\n");
+  assertEquals(await readUntil(tls, "\r\n"), "EHLO x\r\n");
+  tls.close();
+  client.close();
+  await l.close();
+});
+
 Deno.test("startTls: a failed handshake rejects", async () => {
   const { cert, key } = await certs;
   const l = await listen({ kind: "tcp", host: "127.0.0.1", port: 0 });

@@ -161,9 +161,9 @@ const enc = new TextEncoder();
  *   "C: text"  client line; consecutive C: lines are sent in one chunk (pipelining)
  *   "TLS"      the server asked for STARTTLS: the handshake "happens" here
  *   "CLOSED"   the server closed the connection after the previous replies
- * An expected line may end in "*" to match any suffix.
+ * In an expected line, "*" matches any run of characters.
  */
-export async function transcript(session: Session, script: string): Promise<void> {
+export async function transcript(session: Session, script: string): Promise<string[]> {
   const lines = script.split("\n").map((l) => l.replace(/^\s+/, "")).filter((l) => l !== "");
   const actual: string[] = [];
   const expected: string[] = [];
@@ -206,14 +206,20 @@ export async function transcript(session: Session, script: string): Promise<void
   }
   await flush();
   const ok = actual.length === expected.length &&
-    expected.every((e, i) => e.endsWith("*") ? actual[i]!.startsWith(e.slice(0, -1)) : actual[i] === e);
+    expected.every((e, i) => glob(e).test(actual[i]!));
   if (!ok) {
     throw new AssertionError(
       `transcript mismatch\n--- expected\n${expected.join("\n")}\n--- actual\n${actual.join("\n")}`,
     );
   }
+  return actual;
 }
 
 export function b64(s: string): string {
   return btoa(s);
+}
+
+function glob(pattern: string): RegExp {
+  const escaped = pattern.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&"));
+  return new RegExp(`^${escaped.join(".*")}$`);
 }
