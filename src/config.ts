@@ -38,6 +38,13 @@ export interface Config {
     /** fsync each message and its directory before replying 250. Turning it off is unsafe. */
     readonly fsync: boolean;
   };
+  /** Token policy (draft §5.3): lifetimes, refresh of permanent tokens, grace of a replaced one. */
+  readonly tokens: {
+    readonly temp_lifetime_s: number;
+    readonly perm_lifetime_s: number;
+    readonly refresh_fraction: number;
+    readonly grace_s: number;
+  };
   readonly log: { readonly level: "debug" | "info" | "warn" | "error" };
 }
 
@@ -67,6 +74,12 @@ export const DEFAULTS: Config = {
     shutdown_timeout_s: 30,
   },
   delivery: { fsync: true },
+  tokens: {
+    temp_lifetime_s: 7 * 86400,
+    perm_lifetime_s: 365 * 86400,
+    refresh_fraction: 0.25,
+    grace_s: 7 * 86400,
+  },
   log: { level: "info" },
 };
 
@@ -120,6 +133,15 @@ function validate(c: Config): void {
     throw new ConfigError(`"limits.max_message_size" must be at least 1024`);
   }
   if (limits.max_recipients < 1) throw new ConfigError(`"limits.max_recipients" must be at least 1`);
+  const t = c.tokens;
+  for (const k of ["temp_lifetime_s", "perm_lifetime_s", "grace_s"] as const) {
+    if (!Number.isInteger(t[k]) || t[k] < (k === "grace_s" ? 0 : 1)) {
+      throw new ConfigError(`"tokens.${k}" must be a whole number of seconds`);
+    }
+  }
+  if (!(t.refresh_fraction >= 0 && t.refresh_fraction <= 1)) {
+    throw new ConfigError(`"tokens.refresh_fraction" must be between 0 and 1`);
+  }
   if (!/^[A-Za-z0-9.-]+$/.test(c.hostname)) {
     throw new ConfigError(`"hostname" is not a host name: "${c.hostname}"`);
   }
@@ -210,4 +232,19 @@ export async function loadConfig(file: string): Promise<Config> {
     throw new ConfigError(`Configuration file "${file}" is not valid JSON: ${(e as Error).message}`);
   }
   return configFrom(json, dirname(resolve(file)), process.env);
+}
+
+/** The token engine's policy from the config. */
+export function tokenPolicy(c: Config): {
+  tempLifetimeS: number;
+  permLifetimeS: number;
+  refreshFraction: number;
+  graceS: number;
+} {
+  return {
+    tempLifetimeS: c.tokens.temp_lifetime_s,
+    permLifetimeS: c.tokens.perm_lifetime_s,
+    refreshFraction: c.tokens.refresh_fraction,
+    graceS: c.tokens.grace_s,
+  };
 }

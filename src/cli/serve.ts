@@ -1,6 +1,6 @@
 // `stoken serve`: wire config, store, delivery and listeners together, run until a signal.
 import { parseArgs } from "node:util";
-import { type Config, loadConfig, parseListenAddress } from "../config.ts";
+import { type Config, loadConfig, parseListenAddress, tokenPolicy } from "../config.ts";
 import { Maildirs } from "../delivery/maildir.ts";
 import { MemorySpillSpool } from "../delivery/spool.ts";
 import { onSignal, readTlsCredentials } from "../net/mod.ts";
@@ -12,6 +12,10 @@ import type { SessionDeps } from "../session/deps.ts";
 import { type ListenerKind, Session } from "../session/session.ts";
 import { openDatabase } from "../store/db.ts";
 import { Users } from "../store/users.ts";
+import { HeldTokens } from "../store/held_tokens.ts";
+import { readKeyFile } from "../store/key_file.ts";
+import { LibsqlTokenStore } from "../store/tokens.ts";
+import { TokenEngine } from "../tokens/engine.ts";
 import { configPath } from "./config_path.ts";
 import { newDeliveryId } from "../delivery/ids.ts";
 
@@ -22,8 +26,14 @@ export async function run(args: string[]): Promise<number> {
   const log = new Logger(config.log.level);
 
   let credentials: TlsCredentials = await readTlsCredentials(config.tls.cert, config.tls.key);
+  const keyFile = await readKeyFile(config.key_file);
   const db = await openDatabase(config.database.url, config.database.auth_token);
-  const deps = sessionDeps(config, db, log);
+  const tokens = await TokenEngine.create(keyFile, new LibsqlTokenStore(db), tokenPolicy(config));
+  const deps: SessionDeps = {
+    ...sessionDeps(config, db, log),
+    tokens,
+    heldTokens: new HeldTokens(db, keyFile),
+  };
   const tls = () => credentials;
 
   const server = new Server({
@@ -78,7 +88,11 @@ function listenerSpecs(
   return out;
 }
 
-function sessionDeps(config: Config, db: Awaited<ReturnType<typeof openDatabase>>, log: Logger): SessionDeps {
+function sessionDeps(
+  config: Config,
+  db: Awaited<ReturnType<typeof openDatabase>>,
+  log: Logger,
+): Omit<SessionDeps, "tokens" | "heldTokens"> {
   const domains = new Set(config.domains);
   return {
     hostname: config.hostname,

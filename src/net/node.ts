@@ -164,7 +164,6 @@ export class NodeConn implements Conn {
     this.#detach();
     sock.on("error", () => {});
     if (after.length > 0) sock.unshift(Buffer.concat(after));
-    while (sock.read() !== null);
     const { socket, done } = serverHandshake(sock, source);
     this.#upgrading = socket;
     try {

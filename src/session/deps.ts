@@ -100,5 +100,5 @@ export interface HeldTokenStore {
     local: string,
     token: string,
     opts: { source: "mystoken" | "reply" | "header"; expires?: Date; overwriteWorking: boolean },
-  ): Promise<void>;
+  ): Promise<unknown>;
 }

@@ -38,19 +38,27 @@ function read(maxSize: number, pieces: readonly Uint8Array[]): Outcome {
   };
 }
 
-/** The outcome must not depend on where the input is cut. */
-function assertSplitInvariant(maxSize: number, input: string, want: Outcome): void {
+/**
+ * The outcome must not depend on where the input is cut. Once a message is flagged (bare
+ * newline, too large) how much body came out before depends on the cuts, so then the body
+ * only has to be a prefix of `clean`: what precedes the offending byte.
+ */
+function assertSplitInvariant(maxSize: number, input: string, want: Outcome, clean?: string): void {
   const all = bytes(input);
-  assertEquals(read(maxSize, [all]), want, "one chunk");
+  const check = (got: Outcome, what: string) => {
+    if (clean === undefined) return assertEquals(got, want, what);
+    assert(clean.startsWith(got.body), `${what}: body ${JSON.stringify(got.body)} beyond the clean prefix`);
+    assertEquals({ ...got, body: "" }, { ...want, body: "" }, what);
+  };
+  check(read(maxSize, [all]), "one chunk");
   for (let cut = 0; cut <= all.length; cut++) {
-    assertEquals(
+    check(
       read(maxSize, [all.subarray(0, cut), all.subarray(cut)]),
-      want,
       `split at ${cut} of ${JSON.stringify(input)}`,
     );
   }
   const single = Array.from(all, (b) => new Uint8Array([b]));
-  assertEquals(read(maxSize, single), want, `byte by byte: ${JSON.stringify(input)}`);
+  check(read(maxSize, single), `byte by byte: ${JSON.stringify(input)}`);
 }
 
 const ok = (body: string, end: number): Outcome => ({
@@ -98,14 +106,15 @@ const smuggling = ["\n.\n", "\r.\r", "\n.\r\n", "\r\n.\n", "\r.\r\n", ".\n", ".\
 
 for (const seq of smuggling) {
   Deno.test(`DataReader: ${JSON.stringify(seq)} never ends DATA, at every split point`, () => {
-    const input = `Subject: x\r\n\r\nhi${seq}MAIL FROM:<evil@example.com>\r\nRCPT TO:<x@y.example>\r\n` +
+    const clean = "Subject: x\r\n\r\nhi";
+    const input = `${clean}${seq}MAIL FROM:<evil@example.com>\r\nRCPT TO:<x@y.example>\r\n` +
       `DATA\r\n\r\n.\r\nQUIT\r\n`;
     const end = input.length - "QUIT\r\n".length;
     const got = read(1000000, [bytes(input)]);
     assertEquals(got.end, end, "ends only at the real terminator");
     assert(got.bareNewline, "flagged as a bare line ending");
     assert(!got.body.includes("MAIL FROM"), "nothing after the bare line ending is emitted");
-    assertSplitInvariant(1000000, input, got);
+    assertSplitInvariant(1000000, input, got, clean);
   });
 
   Deno.test(`DataReader: ${JSON.stringify(seq)} at the very start never ends DATA`, () => {
@@ -113,7 +122,7 @@ for (const seq of smuggling) {
     const got = read(1000000, [bytes(input)]);
     assertEquals(got.end, input.length);
     assert(got.bareNewline);
-    assertSplitInvariant(1000000, input, got);
+    assertSplitInvariant(1000000, input, got, "");
   });
 }
 
@@ -122,7 +131,7 @@ Deno.test("DataReader: a bare LF or CR anywhere is flagged, and the real termina
     const got = read(1000, [bytes(input)]);
     assertEquals(got.end, input.length, JSON.stringify(input));
     assert(got.bareNewline, JSON.stringify(input));
-    assertSplitInvariant(1000, input, got);
+    assertSplitInvariant(1000, input, got, "a");
   }
 });
 
@@ -143,7 +152,7 @@ Deno.test("DataReader: over the size cap, no more body, drained to the terminato
   assert(got.tooLarge);
   assertEquals(got.size, body.length + "more\r\n".length, "size keeps counting past the cap");
   assertEquals(got.body, "", "nothing past the cap is emitted");
-  assertSplitInvariant(10, input, got);
+  assertSplitInvariant(10, input, got, "x".repeat(10));
 });
 
 Deno.test("DataReader: exactly maxSize octets is not too large", () => {
