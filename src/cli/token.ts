@@ -50,7 +50,9 @@ export async function run(args: string[]): Promise<number> {
       case "list":
         return await withEngine(values.config, (c) => list(c, rest));
       default:
-        throw new UsageError(sub === undefined ? "Missing subcommand" : `Unknown subcommand "${sub}"`);
+        throw new UsageError(
+          sub === undefined ? "Missing subcommand" : `Unknown subcommand "${sub}"`,
+        );
     }
   } catch (e) {
     if (e instanceof UsageError) {
@@ -67,7 +69,10 @@ interface Ctx {
   engine: TokenEngine;
 }
 
-async function withEngine(flag: string | undefined, fn: (c: Ctx) => Promise<number>): Promise<number> {
+async function withEngine(
+  flag: string | undefined,
+  fn: (c: Ctx) => Promise<number>,
+): Promise<number> {
   const config = await loadConfig(configPath(flag));
   const keyFile = await readKeyFile(config.key_file);
   const db = await openDatabase(config.database.url, config.database.auth_token);
@@ -95,7 +100,9 @@ function pair(rest: string[]): { remote: string; local: string } {
 async function gen(c: Ctx, rest: string[]): Promise<number> {
   const [kind, ...addrs] = rest;
   if (kind !== "temp" && kind !== "perm") {
-    throw new UsageError(kind === undefined ? "Missing token kind" : `Token kind must be temp or perm: "${kind}"`);
+    throw new UsageError(
+      kind === undefined ? "Missing token kind" : `Token kind must be temp or perm: "${kind}"`,
+    );
   }
   const { remote, local } = pair(addrs);
   // PROTOCOL §4: the local address must be one of our users (or aliases).
@@ -136,8 +143,12 @@ function when(d: Date | null): string {
 export function formatTable(entries: readonly TokenListEntry[]): string {
   const rows = [
     ["REMOTE", "LOCAL", "KIND", "ISSUED", "EXPIRES", "LAST USED"],
-    ...entries.map((e) => [e.remote, e.local, e.kind, when(e.issued), when(e.expires), when(e.lastUsed)]),
+    ...entries.map((
+      e,
+    ) => [e.remote, e.local, e.kind, when(e.issued), when(e.expires), when(e.lastUsed)]),
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join(
+    "\n",
+  );
 }

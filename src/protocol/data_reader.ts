@@ -73,8 +73,9 @@ export class DataReader {
     if (this.#done) return { body, consumed: 0, done: true };
     const n = chunk.length;
     let at = this.#at;
-    // A "." CR left pending by the previous chunk: that CR was never counted or emitted.
-    const crPending = at === AT_DOT_CR;
+    // A CR that ended the previous chunk was held back, neither counted nor emitted, until
+    // this chunk tells whether an LF follows it: emitted body never holds a bare CR.
+    const crPending = at === AT_DOT_CR || at === AT_CR;
     let seg = 0; // start of the body segment not yet flushed
     // Cached positions of the next CR and LF at or after i (n when there is none), so a
     // chunk is scanned at most once for each whatever its content.
@@ -83,10 +84,7 @@ export class DataReader {
     let i = 0;
 
     const flush = (end: number) => {
-      if (end <= seg) return;
-      this.#size += end - seg;
-      if (this.#size > this.#maxSize) this.#tooLarge = true;
-      if (!this.#tooLarge && !this.#bareNewline) body.push(chunk.subarray(seg, end));
+      if (end > seg && this.#count(end - seg)) body.push(chunk.subarray(seg, end));
     };
 
     while (i < n) {
@@ -131,7 +129,7 @@ export class DataReader {
           }
           // The CR after the "." was bare; look at this byte again as line text.
           this.#bareNewline = true;
-          if (i === 0 && crPending) this.#size++;
+          if (i === 0 && crPending) this.#count(1);
           at = IN_TEXT;
           break;
         }
@@ -150,22 +148,31 @@ export class DataReader {
           break;
         }
         case AT_CR: {
-          if (chunk[i] === LF) {
+          const lf = chunk[i] === LF;
+          // The CR was bare unless an LF follows; a bare one is looked at no further.
+          if (!lf) this.#bareNewline = true;
+          if (i === 0 && crPending && this.#count(1) && lf) body.push(new Uint8Array([CR]));
+          if (lf) {
             at = LINE_START;
             i++;
           } else {
-            // The CR was bare; this byte is looked at again as line text.
-            this.#bareNewline = true;
             at = IN_TEXT;
           }
           break;
         }
       }
     }
-    // A pending "." CR may still turn out to be the terminator: keep the CR out of the body.
-    flush(at === AT_DOT_CR ? Math.max(seg, n - 1) : n);
+    // A CR ending the chunk is held back (see crPending).
+    flush(at === AT_DOT_CR || at === AT_CR ? Math.max(seg, n - 1) : n);
     this.#at = at;
     return { body, consumed: n, done: false };
+  }
+
+  // Adds n body octets to the size; true when they may still be emitted.
+  #count(n: number): boolean {
+    this.#size += n;
+    if (this.#size > this.#maxSize) this.#tooLarge = true;
+    return !this.#tooLarge && !this.#bareNewline;
   }
 }
 

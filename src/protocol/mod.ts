@@ -2,7 +2,7 @@
 
 export { formatReply, type Reply, reply, replySummary } from "./reply.ts";
 export { findCRLF, latin1, type Line, LineReader } from "./line_reader.ts";
-export { type Command, type Parsed, parseCommand } from "./command.ts";
+export { type Command, parseCommand, type Parsed } from "./command.ts";
 export {
   formatLocal,
   formatMailbox,

@@ -85,7 +85,9 @@ export class HeldTokens {
    */
   async put(remote: string, local: string, token: string, opts: PutOptions): Promise<boolean> {
     if (!TOKEN_SYNTAX.test(token)) throw new Error("Held token is not a valid token string");
-    if (!SOURCES.includes(opts.source)) throw new Error(`Unknown held token source "${opts.source}"`);
+    if (!SOURCES.includes(opts.source)) {
+      throw new Error(`Unknown held token source "${opts.source}"`);
+    }
     const r = normalize(remote);
     const l = normalize(local);
     const expires = opts.expires === undefined ? null : Math.floor(opts.expires.getTime() / 1000);
@@ -107,7 +109,8 @@ export class HeldTokens {
     );
     // The WHERE of the upsert is the rule, checked atomically against the row as it is.
     const rs = await this.#db.execute({
-      sql: `INSERT INTO held_tokens (remote, local, iv, ciphertext, expires, source, created, last_success)
+      sql:
+        `INSERT INTO held_tokens (remote, local, iv, ciphertext, expires, source, created, last_success)
         VALUES (?, ?, ?, ?, ?, ?, ?, NULL)
         ON CONFLICT (remote, local) DO UPDATE SET iv = excluded.iv,
           ciphertext = excluded.ciphertext, expires = excluded.expires, source = excluded.source,
@@ -136,7 +139,12 @@ export class HeldTokens {
     const row = await this.#read(normalize(remote), normalize(local));
     if (row === null || row.token === null) return null;
     if (row.expires !== null && this.#now() >= row.expires.getTime()) return null;
-    return { token: row.token, source: row.source, expires: row.expires, lastSuccess: row.lastSuccess };
+    return {
+      token: row.token,
+      source: row.source,
+      expires: row.expires,
+      lastSuccess: row.lastSuccess,
+    };
   }
 
   /** A delivery with the held token succeeded: from now on a header token does not replace it. */

@@ -42,7 +42,8 @@ export class LibsqlTokenStore implements TokenStore {
     // (`IS` compares NULL with NULL as equal: "no current token").
     const [, update] = await this.#db.batch([
       {
-        sql: "INSERT INTO token_pairs (remote, local, generation) VALUES (?, ?, 0) ON CONFLICT DO NOTHING",
+        sql:
+          "INSERT INTO token_pairs (remote, local, generation) VALUES (?, ?, 0) ON CONFLICT DO NOTHING",
         args: [remote, local],
       },
       {

@@ -11,8 +11,8 @@
 import type { KeyFile } from "../store/key_file.ts";
 import { KeyRing, normalizeAddress, sameBytes } from "./key_ring.ts";
 import {
-  decodeToken,
   type DecodedToken,
+  decodeToken,
   encodeHeader,
   encodeToken,
   NONCE_BYTES,
@@ -78,7 +78,9 @@ function checkPolicy(p: TokenPolicy): void {
     throw new RangeError("Token lifetimes must be at least 1 second");
   }
   if (!(p.refreshFraction >= 0 && p.refreshFraction <= 1)) {
-    throw new RangeError(`Token policy "refreshFraction" must be between 0 and 1: "${p.refreshFraction}"`);
+    throw new RangeError(
+      `Token policy "refreshFraction" must be between 0 and 1: "${p.refreshFraction}"`,
+    );
   }
 }
 
@@ -109,9 +111,14 @@ export class TokenEngine {
     policy: TokenPolicy = DEFAULT_POLICY,
     now: () => number = Date.now,
   ): Promise<TokenEngine> {
-    checkPolicy(policy);
-    const ring = new KeyRing(keyFile);
-    return Promise.resolve(new TokenEngine(ring, store, { ...policy }, now));
+    // Bad keys or policy reject the promise (not a synchronous throw).
+    try {
+      checkPolicy(policy);
+      const ring = new KeyRing(keyFile);
+      return Promise.resolve(new TokenEngine(ring, store, { ...policy }, now));
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   #nowS(): number {
@@ -175,7 +182,11 @@ export class TokenEngine {
    * for refresh); otherwise a new one, stored before it is returned. A refreshed token
    * stays valid as `previous` for the grace period (PROTOCOL §5).
    */
-  async #ensurePerm(r: string, l: string, refreshIfDue: boolean): Promise<{ token: string; created: boolean }> {
+  async #ensurePerm(
+    r: string,
+    l: string,
+    refreshIfDue: boolean,
+  ): Promise<{ token: string; created: boolean }> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const state = await this.#store.get(r, l);
       const generation = state?.generation ?? 0;
@@ -185,7 +196,10 @@ export class TokenEngine {
         const existing = this.#permString(r, l, generation, cur);
         if (existing !== null) {
           if (!refreshIfDue || !this.#refreshDue(cur)) return { token: existing, created: false };
-          previous = { ...cur, graceUntilS: Math.min(this.#nowS() + this.#policy.graceS, cur.expiresS) };
+          previous = {
+            ...cur,
+            graceUntilS: Math.min(this.#nowS() + this.#policy.graceS, cur.expiresS),
+          };
         }
         // A current token under a key that left the key file is unusable: replace it.
       }

@@ -71,7 +71,9 @@ export class KeyRing {
     const key = this.#keys.get(keyId);
     if (!key) return null;
     const h = createHmac("sha256", key);
-    h.update(PAIR_LABEL).update(header).update(lengthPrefixed(remote)).update(lengthPrefixed(local));
+    h.update(PAIR_LABEL).update(header).update(lengthPrefixed(remote)).update(
+      lengthPrefixed(local),
+    );
     return new Uint8Array(h.digest().subarray(0, MAC_PAIR_BYTES));
   }
 }

@@ -101,16 +101,14 @@ Deno.test("a large (spooled) message is delivered byte-exact, with fsync off too
   });
 });
 
-Deno.test("host names in unique names escape / and : as \\057 and \\072", async () => {
-  await withDir(async (dir) => {
-    const md = new Maildirs(dir, { fsync: false, hostname: "a/b:c" });
-    assertMatch(md.uniqueName(), /\.a\\057b\\072c$/);
-    const n1 = md.uniqueName(1_700_000_000_123.456);
-    assertMatch(n1, /^1700000000\.M123456P\d+R[0-9a-f]{16}Q\d+\./);
-    const q1 = Number(/Q(\d+)/.exec(n1)![1]);
-    const q2 = Number(/Q(\d+)/.exec(md.uniqueName())![1]);
-    assertEquals(q2, q1 + 1, "delivery counter");
-  });
+Deno.test("host names in unique names escape / and : as \\057 and \\072", () => {
+  const md = new Maildirs("/nonexistent", { fsync: false, hostname: "a/b:c" });
+  assertMatch(md.uniqueName(), /\.a\\057b\\072c$/);
+  const n1 = md.uniqueName(1_700_000_000_123.5);
+  assertMatch(n1, /^1700000000\.M123500P\d+R[0-9a-f]{16}Q\d+\./);
+  const q1 = Number(/Q(\d+)/.exec(n1)![1]);
+  const q2 = Number(/Q(\d+)/.exec(md.uniqueName())![1]);
+  assertEquals(q2, q1 + 1, "delivery counter");
 });
 
 Deno.test("local parts are mapped so nothing escapes the domain directory", async () => {

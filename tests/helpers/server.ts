@@ -121,6 +121,8 @@ export interface TestServer {
   readonly pid: number;
   /** Resolves with the exit status of the current server process. */
   readonly exited: Promise<Deno.CommandStatus>;
+  /** Send a signal to the running process without waiting. */
+  kill(signal: Deno.Signal): void;
   /** Send a signal (default SIGTERM) and wait for the process to exit. */
   stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
   /** Stop with SIGTERM, then start again with the same config and ports. */
@@ -148,12 +150,10 @@ globalThis.addEventListener("unload", () => {
   }
 });
 
-/** The password `init` printed: the token after "password" on its line. */
+/** The password `init` printed on its "Password:   <password>" line (src/cli/init.ts). */
 export function parseInitPassword(stdout: string): string {
-  for (const line of stdout.split("\n")) {
-    const m = /password\b[^:=]*[:=]\s*(\S+)\s*$/i.exec(line);
-    if (m) return m[1]!;
-  }
+  const m = /^Password:\s+(\S+)\s*$/m.exec(stdout);
+  if (m) return m[1]!;
   throw new Error(`No password found in the output of init: ${JSON.stringify(stdout)}`);
 }
 
@@ -278,6 +278,9 @@ async function startIn(dir: string, opts: StartOptions): Promise<TestServer> {
     get exited() {
       return exited;
     },
+    kill(signal: Deno.Signal) {
+      child!.kill(signal);
+    },
     stop,
     async restart() {
       await stop("SIGTERM");
@@ -314,9 +317,9 @@ async function startIn(dir: string, opts: StartOptions): Promise<TestServer> {
   return srv;
 }
 
-/** The user address in init's output, if it names one. */
+/** The address on init's "First user: <address>" line. */
 function firstUser(stdout: string): string | undefined {
-  return /\b([A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]+)\b/.exec(stdout)?.[1];
+  return /^First user:\s+(\S+)\s*$/m.exec(stdout)?.[1];
 }
 
 async function canConnect(addr: Deno.ConnectOptions | Deno.UnixConnectOptions): Promise<boolean> {

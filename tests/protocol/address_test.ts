@@ -94,7 +94,10 @@ for (const [input, want] of mailboxes) {
 }
 
 Deno.test("parseMailbox: the local part is the unquoted value", () => {
-  assertEquals(parseMailbox('"john doe"@Example.com'), { local: "john doe", domain: "example.com" });
+  assertEquals(parseMailbox('"john doe"@Example.com'), {
+    local: "john doe",
+    domain: "example.com",
+  });
   assertEquals(parseMailbox('"a\\"b"@x.example'), { local: 'a"b', domain: "x.example" });
 });
 
@@ -112,8 +115,14 @@ Deno.test("parseMailbox: whole mailbox limit is 254 octets", () => {
 });
 
 Deno.test("formatMailbox: quotes only what is not a dot-string", () => {
-  assertEquals(formatMailbox({ local: "plain.user", domain: "example.com" }), "plain.user@example.com");
-  assertEquals(formatMailbox({ local: "two words", domain: "example.com" }), '"two words"@example.com');
+  assertEquals(
+    formatMailbox({ local: "plain.user", domain: "example.com" }),
+    "plain.user@example.com",
+  );
+  assertEquals(
+    formatMailbox({ local: "two words", domain: "example.com" }),
+    '"two words"@example.com',
+  );
   assertEquals(formatMailbox({ local: "a..b", domain: "example.com" }), '"a..b"@example.com');
   assertEquals(formatMailbox({ local: 'q"\\', domain: "example.com" }), '"q\\"\\\\"@example.com');
 });

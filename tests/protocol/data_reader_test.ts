@@ -47,7 +47,10 @@ function assertSplitInvariant(maxSize: number, input: string, want: Outcome, cle
   const all = bytes(input);
   const check = (got: Outcome, what: string) => {
     if (clean === undefined) return assertEquals(got, want, what);
-    assert(clean.startsWith(got.body), `${what}: body ${JSON.stringify(got.body)} beyond the clean prefix`);
+    assert(
+      clean.startsWith(got.body),
+      `${what}: body ${JSON.stringify(got.body)} beyond the clean prefix`,
+    );
     assertEquals({ ...got, body: "" }, { ...want, body: "" }, what);
   };
   check(read(maxSize, [all]), "one chunk");
@@ -106,8 +109,10 @@ const smuggling = ["\n.\n", "\r.\r", "\n.\r\n", "\r\n.\n", "\r.\r\n", ".\n", ".\
 
 for (const seq of smuggling) {
   Deno.test(`DataReader: ${JSON.stringify(seq)} never ends DATA, at every split point`, () => {
-    const clean = "Subject: x\r\n\r\nhi";
-    const input = `${clean}${seq}MAIL FROM:<evil@example.com>\r\nRCPT TO:<x@y.example>\r\n` +
+    // Body may come out up to the offending byte: a CR only once its LF is seen.
+    const head = "Subject: x\r\n\r\nhi";
+    const clean = head + (seq.startsWith("\r\n") ? "\r\n" : seq.startsWith(".") ? "." : "");
+    const input = `${head}${seq}MAIL FROM:<evil@example.com>\r\nRCPT TO:<x@y.example>\r\n` +
       `DATA\r\n\r\n.\r\nQUIT\r\n`;
     const end = input.length - "QUIT\r\n".length;
     const got = read(1000000, [bytes(input)]);
@@ -122,12 +127,14 @@ for (const seq of smuggling) {
     const got = read(1000000, [bytes(input)]);
     assertEquals(got.end, input.length);
     assert(got.bareNewline);
-    assertSplitInvariant(1000000, input, got, "");
+    assertSplitInvariant(1000000, input, got, seq.startsWith("\r\n") ? "\r\n" : "");
   });
 }
 
 Deno.test("DataReader: a bare LF or CR anywhere is flagged, and the real terminator still ends", () => {
-  for (const input of ["a\nb\r\n.\r\n", "a\rb\r\n.\r\n", "a\r\r\n.\r\n", "\n\r\n.\r\n", "a\n\r\n.\r\n"]) {
+  for (
+    const input of ["a\nb\r\n.\r\n", "a\rb\r\n.\r\n", "a\r\r\n.\r\n", "\n\r\n.\r\n", "a\n\r\n.\r\n"]
+  ) {
     const got = read(1000, [bytes(input)]);
     assertEquals(got.end, input.length, JSON.stringify(input));
     assert(got.bareNewline, JSON.stringify(input));

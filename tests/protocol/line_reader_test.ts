@@ -62,7 +62,12 @@ const cases: { name: string; max: number; input: string; lines: string[] }[] = [
     input: "abcd\rX\r\nNOOP\r\n",
     lines: [TOO_LONG, "NOOP"],
   },
-  { name: "two long lines in a row", max: 3, input: "aaaa\r\nbbbbb\r\nok\r\n", lines: [TOO_LONG, TOO_LONG, "ok"] },
+  {
+    name: "two long lines in a row",
+    max: 3,
+    input: "aaaa\r\nbbbbb\r\nok\r\n",
+    lines: [TOO_LONG, TOO_LONG, "ok"],
+  },
 ];
 
 for (const c of cases) {

@@ -11,7 +11,13 @@ import {
 const nonce = new Uint8Array([1, 2, 3, 4, 5, 6]);
 
 function sample(kind: "temp" | "perm" = "temp"): string {
-  const header = encodeHeader({ kind, keyId: "k0a1b2c3d", expiresS: 1_800_000_000, generation: 7, nonce });
+  const header = encodeHeader({
+    kind,
+    keyId: "k0a1b2c3d",
+    expiresS: 1_800_000_000,
+    generation: 7,
+    nonce,
+  });
   return encodeToken(header, new Uint8Array(32).fill(0xaa), new Uint8Array(32).fill(0x55));
 }
 

@@ -27,10 +27,23 @@ Deno.test("temp token verifies for its pair, and passes AUTH STOKEN for its loca
 
 Deno.test("a token does not verify for another pair", async () => {
   const { engine } = await setup();
-  for (const t of [await engine.generateTemp(REMOTE, LOCAL), (await engine.getOrCreatePerm(REMOTE, LOCAL)).token]) {
+  for (
+    const t of [
+      await engine.generateTemp(REMOTE, LOCAL),
+      (await engine.getOrCreatePerm(REMOTE, LOCAL)).token,
+    ]
+  ) {
     assertEquals(await engine.verify(t, LOCAL, REMOTE), { ok: false }, "swapped");
-    assertEquals(await engine.verify(t, REMOTE, "carol@local.example"), { ok: false }, "other local");
-    assertEquals(await engine.verify(t, "mallory@remote.example", LOCAL), { ok: false }, "other remote");
+    assertEquals(
+      await engine.verify(t, REMOTE, "carol@local.example"),
+      { ok: false },
+      "other local",
+    );
+    assertEquals(
+      await engine.verify(t, "mallory@remote.example", LOCAL),
+      { ok: false },
+      "other remote",
+    );
     assertEquals(await engine.verify(t, REMOTE, "alice@local.example.org"), { ok: false });
     // Length prefixes: moving the boundary between the two addresses changes the MAC.
     assertEquals(await engine.verify(t, REMOTE + "a", LOCAL.slice(1)), { ok: false }, "boundary");
@@ -43,10 +56,16 @@ Deno.test("addresses are matched case-insensitively", async () => {
   const { engine } = await setup();
   const t = await engine.generateTemp("Bob@Remote.EXAMPLE", "ALICE@local.example");
   assertEquals(await engine.verify(t, REMOTE, LOCAL), { ok: true, kind: "temp" });
-  assertEquals(await engine.verify(t, "BOB@REMOTE.EXAMPLE", "Alice@Local.Example"), { ok: true, kind: "temp" });
+  assertEquals(await engine.verify(t, "BOB@REMOTE.EXAMPLE", "Alice@Local.Example"), {
+    ok: true,
+    kind: "temp",
+  });
   assert(engine.checkLocal(t, "Alice@LOCAL.example"));
   const p = await engine.getOrCreatePerm(REMOTE, LOCAL);
-  assertEquals(await engine.getOrCreatePerm("BOB@remote.example", "alice@LOCAL.EXAMPLE"), { token: p.token, created: false });
+  assertEquals(await engine.getOrCreatePerm("BOB@remote.example", "alice@LOCAL.EXAMPLE"), {
+    token: p.token,
+    created: false,
+  });
 });
 
 Deno.test("tampering with any bit of any byte fails", async () => {
@@ -57,7 +76,11 @@ Deno.test("tampering with any bit of any byte fails", async () => {
     for (let i = 0; i < TOKEN_BYTES; i++) {
       for (const bit of [0, 7]) {
         const bad = flipBit(t, i, bit);
-        assertEquals(await engine.verify(bad, REMOTE, LOCAL), { ok: false }, `byte ${i} bit ${bit}`);
+        assertEquals(
+          await engine.verify(bad, REMOTE, LOCAL),
+          { ok: false },
+          `byte ${i} bit ${bit}`,
+        );
         // mac_local covers bytes 0..28 (header and itself), not mac_pair.
         if (i < 29) assert(!engine.checkLocal(bad, LOCAL), `checkLocal byte ${i} bit ${bit}`);
       }
@@ -175,7 +198,10 @@ Deno.test("revocation kills temp and perm tokens; tokens issued right after work
   await engine.revoke("BOB@remote.example", LOCAL);
   assertEquals(await engine.verify(temp, REMOTE, LOCAL), { ok: false });
   assertEquals(await engine.verify(perm, REMOTE, LOCAL), { ok: false });
-  assertEquals(await engine.verify(otherPair, REMOTE, "carol@local.example"), { ok: true, kind: "temp" });
+  assertEquals(await engine.verify(otherPair, REMOTE, "carol@local.example"), {
+    ok: true,
+    kind: "temp",
+  });
   // Same clock instant: the generation, not the time, separates old from new.
   const temp2 = await engine.generateTemp(REMOTE, LOCAL);
   const perm2 = await engine.getOrCreatePerm(REMOTE, LOCAL);
@@ -286,7 +312,11 @@ Deno.test("an unknown key id fails, and a key that left the key file kills its t
   assertEquals(await stranger.verify(perm, REMOTE, LOCAL), { ok: false });
   assert(!stranger.checkLocal(temp, LOCAL));
   // Same secret under another id: the key id is part of what the MACs cover.
-  const renamed = { ...keyFile, token_keys: [{ ...keyFile.token_keys[0]!, id: "k00000001" }], current: "k00000001" };
+  const renamed = {
+    ...keyFile,
+    token_keys: [{ ...keyFile.token_keys[0]!, id: "k00000001" }],
+    current: "k00000001",
+  };
   const e3 = await engineOver(renamed, store, clock);
   assertEquals(await e3.verify(temp, REMOTE, LOCAL), { ok: false });
   // The permanent token's key is gone: GENSTOKEN PERM makes a new one under the current key.
@@ -322,7 +352,10 @@ Deno.test("a compare-and-set race is settled by rereading: both callers get the 
   const kf = newKeyFile();
   const a = await engineOver(kf, store, clock);
   const b = await engineOver(kf, store, clock);
-  const [ra, rb] = await Promise.all([a.getOrCreatePerm(REMOTE, LOCAL), b.getOrCreatePerm(REMOTE, LOCAL)]);
+  const [ra, rb] = await Promise.all([
+    a.getOrCreatePerm(REMOTE, LOCAL),
+    b.getOrCreatePerm(REMOTE, LOCAL),
+  ]);
   assertEquals(ra.token, rb.token);
   assertEquals([ra.created, rb.created].sort(), [false, true]);
 });
@@ -365,7 +398,10 @@ Deno.test("policy is validated", async () => {
       { ...DEFAULT_POLICY, refreshFraction: NaN },
     ]
   ) {
-    await assertRejects(() => TokenEngine.create(kf, new MemoryTokenStore(), p), JSON.stringify(p));
+    const pending = TokenEngine.create(kf, new MemoryTokenStore(), p); // must not throw synchronously
+    await assertRejects(() => pending, JSON.stringify(p));
   }
-  await assertRejects(() => TokenEngine.create({ ...kf, current: "k12345678" }, new MemoryTokenStore()));
+  await assertRejects(() =>
+    TokenEngine.create({ ...kf, current: "k12345678" }, new MemoryTokenStore())
+  );
 });

@@ -1,6 +1,11 @@
 // Shared test setup: a fixed clock, a key file, an engine over the in-memory store.
 import { type KeyFile, newKeyFile } from "../../src/store/key_file.ts";
-import { DEFAULT_POLICY, TokenEngine, type TokenPolicy, type TokenStore } from "../../src/tokens/engine.ts";
+import {
+  DEFAULT_POLICY,
+  TokenEngine,
+  type TokenPolicy,
+  type TokenStore,
+} from "../../src/tokens/engine.ts";
 import { MemoryTokenStore } from "./memory_store.ts";
 
 export const DAY_MS = 24 * 60 * 60 * 1000;

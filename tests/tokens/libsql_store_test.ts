@@ -48,7 +48,10 @@ Deno.test("libSQL store: issue, verify, refresh, revoke end to end", async () =>
     assert(perm !== null);
     assertEquals(await engine.verify(perm, REMOTE, LOCAL), { ok: true, kind: "perm" });
     assertEquals(await engine.getOrCreatePerm(REMOTE, LOCAL), { token: perm, created: false });
-    assertEquals((await engine.list(LOCAL))[0]?.lastUsed, new Date(Math.floor(clock.t / 1000) * 1000));
+    assertEquals(
+      (await engine.list(LOCAL))[0]?.lastUsed,
+      new Date(Math.floor(clock.t / 1000) * 1000),
+    );
 
     clock.advance(300 * DAY_MS);
     const fresh = await engine.afterDelivery(REMOTE, LOCAL, "perm", perm);
@@ -57,7 +60,9 @@ Deno.test("libSQL store: issue, verify, refresh, revoke end to end", async () =>
     assertEquals(await engine.verify(fresh, REMOTE, LOCAL), { ok: true, kind: "perm" });
 
     await engine.revoke(REMOTE, LOCAL);
-    for (const t of [temp, perm, fresh]) assertEquals(await engine.verify(t, REMOTE, LOCAL), { ok: false });
+    for (const t of [temp, perm, fresh]) {
+      assertEquals(await engine.verify(t, REMOTE, LOCAL), { ok: false });
+    }
     const again = await engine.generateTemp(REMOTE, LOCAL);
     assertEquals(await engine.verify(again, REMOTE, LOCAL), { ok: true, kind: "temp" });
     assertEquals(await engine.list(), []);
@@ -102,17 +107,39 @@ Deno.test("libSQL store: replacePerm is a compare-and-set on generation and curr
       expiresS: 1000 + n,
     });
     assertEquals(await store.get(REMOTE, LOCAL), null);
-    assert(await store.replacePerm(REMOTE, LOCAL, { generation: 0, currentNonce: null }, rec(1), null));
     assert(
-      !(await store.replacePerm(REMOTE, LOCAL, { generation: 0, currentNonce: null }, rec(2), null)),
+      await store.replacePerm(REMOTE, LOCAL, { generation: 0, currentNonce: null }, rec(1), null),
+    );
+    assert(
+      !(await store.replacePerm(
+        REMOTE,
+        LOCAL,
+        { generation: 0, currentNonce: null },
+        rec(2),
+        null,
+      )),
       "stale: there is a current token now",
     );
     assert(
-      !(await store.replacePerm(REMOTE, LOCAL, { generation: 1, currentNonce: rec(1).nonce }, rec(2), null)),
+      !(await store.replacePerm(
+        REMOTE,
+        LOCAL,
+        { generation: 1, currentNonce: rec(1).nonce },
+        rec(2),
+        null,
+      )),
       "stale generation",
     );
     const prev = { ...rec(1), graceUntilS: 555 };
-    assert(await store.replacePerm(REMOTE, LOCAL, { generation: 0, currentNonce: rec(1).nonce }, rec(2), prev));
+    assert(
+      await store.replacePerm(
+        REMOTE,
+        LOCAL,
+        { generation: 0, currentNonce: rec(1).nonce },
+        rec(2),
+        prev,
+      ),
+    );
     assertEquals(await store.get(REMOTE, LOCAL), {
       generation: 0,
       current: { ...rec(2), nonce: new Uint8Array([2, 2, 2, 2, 2, 2]) },
@@ -121,7 +148,12 @@ Deno.test("libSQL store: replacePerm is a compare-and-set on generation and curr
     });
     await store.touch(REMOTE, LOCAL, 777);
     await store.revoke(REMOTE, LOCAL);
-    assertEquals(await store.get(REMOTE, LOCAL), { generation: 1, current: null, previous: null, lastUsedS: 777 });
+    assertEquals(await store.get(REMOTE, LOCAL), {
+      generation: 1,
+      current: null,
+      previous: null,
+      lastUsedS: 777,
+    });
     await store.revoke("x@y.example", LOCAL);
     assertEquals((await store.get("x@y.example", LOCAL))?.generation, 1, "revoke creates the row");
     await store.touch("nobody@y.example", LOCAL, 1);

@@ -41,8 +41,12 @@ export class MemoryTokenStore implements TokenStore {
     this.#check();
     this.writes++;
     const k = key(remote, local);
-    const st = this.rows.get(k)?.state ?? { generation: 0, current: null, previous: null, lastUsedS: null };
-    if (st.generation !== expect.generation || !sameNonce(st.current?.nonce ?? null, expect.currentNonce)) {
+    const st = this.rows.get(k)?.state ??
+      { generation: 0, current: null, previous: null, lastUsedS: null };
+    if (
+      st.generation !== expect.generation ||
+      !sameNonce(st.current?.nonce ?? null, expect.currentNonce)
+    ) {
       return Promise.resolve(false);
     }
     this.rows.set(k, { remote, local, state: { ...st, current, previous } });
