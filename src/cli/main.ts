@@ -1,5 +1,7 @@
 // Command-line entry: one visible table of subcommands.
 import { run as runInit } from "./init.ts";
+import { run as runKeys } from "./keys.ts";
+import { run as runToken } from "./token.ts";
 import { run as runServe } from "./serve.ts";
 import { run as runUser } from "./user.ts";
 
@@ -15,6 +17,12 @@ commands:
   user list           list users and their aliases
   user alias ALIAS ADDRESS    deliver ALIAS to ADDRESS's mailbox, and let ADDRESS send as ALIAS
   user unalias ALIAS  remove an alias
+  token gen (temp|perm) REMOTE LOCAL
+                      make a token for the pair (the same as GENSTOKEN); printed once
+  token revoke REMOTE LOCAL   revoke every token of the pair (the same as REVSTOKEN)
+  token list [LOCAL]  permanent tokens: pair, issued, expires, last used (never the token)
+  keys rotate         add a new current token key; older tokens stay valid until they expire
+  keys list           key ids and creation dates (never the secrets)
 
 Every command but init takes --config FILE (default: $STOKEN_CONFIG, else ./var/stoken.json,
 else /etc/stoken/stoken.json).
@@ -26,6 +34,8 @@ const COMMANDS: Record<string, Command> = {
   init: runInit,
   serve: runServe,
   user: runUser,
+  token: runToken,
+  keys: runKeys,
 };
 
 export async function main(args: string[]): Promise<number> {

@@ -1,13 +1,13 @@
 // `stoken token gen|revoke|list`: the administrator's side of GENSTOKEN / REVSTOKEN
 // (PROTOCOL §4). `list` shows pairs and dates, never a token.
 import { parseArgs } from "node:util";
-import { type Config, loadConfig } from "../config.ts";
+import { type Config, loadConfig, tokenPolicy } from "../config.ts";
 import { normalizeAddress } from "../protocol/address.ts";
 import { type Db, openDatabase } from "../store/db.ts";
 import { readKeyFile } from "../store/key_file.ts";
 import { LibsqlTokenStore } from "../store/tokens.ts";
 import { Users } from "../store/users.ts";
-import { DEFAULT_POLICY, TokenEngine, type TokenListEntry } from "../tokens/engine.ts";
+import { TokenEngine, type TokenListEntry } from "../tokens/engine.ts";
 import { configPath } from "./config_path.ts";
 
 const USAGE = `usage:
@@ -77,8 +77,7 @@ async function withEngine(
   const keyFile = await readKeyFile(config.key_file);
   const db = await openDatabase(config.database.url, config.database.auth_token);
   try {
-    // TODO(config): tokens.* policy keys once config.ts has them; the defaults meanwhile.
-    const engine = await TokenEngine.create(keyFile, new LibsqlTokenStore(db), DEFAULT_POLICY);
+    const engine = await TokenEngine.create(keyFile, new LibsqlTokenStore(db), tokenPolicy(config));
     return await fn({ config, db, engine });
   } finally {
     db.close();

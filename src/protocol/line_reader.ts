@@ -11,12 +11,12 @@ export type Line =
 
 const TOO_LONG: Line = Object.freeze({ kind: "too_long" });
 
-// WHATWG "latin1" is windows-1252: right for ASCII, wrong for 0x80-0x9F. Lines are
+// WHATWG "latin1" is windows-1252: right for ASCII, wrong for 0x80-0x9F. Input is
 // almost always ASCII, so decode with it and fall back to an exact mapping otherwise.
 const windows1252 = new TextDecoder("latin1");
 const NON_ASCII = /[\x80-\uffff]/;
 
-/** Exact ISO-8859-1 decoding: byte n becomes U+00nn. */
+/** Exact ISO-8859-1 decoding: byte n becomes U+00nn, so string offsets are byte offsets. */
 export function latin1(bytes: Uint8Array): string {
   const fast = windows1252.decode(bytes);
   if (!NON_ASCII.test(fast)) return fast;
@@ -27,21 +27,28 @@ export function latin1(bytes: Uint8Array): string {
   return out;
 }
 
+/** The inverse of latin1() for strings whose characters are all below U+0100. */
+function latin1Bytes(s: string, out: Uint8Array, at: number): number {
+  for (let i = 0; i < s.length; i++) out[at + i] = s.charCodeAt(i);
+  return at + s.length;
+}
+
 /**
  * Splits pushed bytes into CRLF-terminated lines.
  *
- * Complete lines wait in a queue (as views of one copy per pushed chunk) until next()
- * takes them; at most one partial line is kept, never longer than maxLine + 1 bytes.
- * A partial line that grows past maxLine is queued as "too_long" at once and the rest
- * of it, up to and including its CRLF, is dropped as it arrives.
+ * Each pushed chunk is decoded once; complete lines wait in a queue as slices of that
+ * text until next() takes them. At most one partial line is kept, as bytes, never longer
+ * than maxLine + 1. A partial line that grows past maxLine is queued as "too_long" at
+ * once, and the rest of it, up to and including its CRLF, is dropped as it arrives.
  */
 export class LineReader {
   readonly #maxLine: number;
-  // Queued items: a Uint8Array is one complete line including its CRLF; null is "too_long".
-  #queue: (Uint8Array | null)[] = [];
+  // Complete lines without their CRLF; null stands for "too_long".
+  #queue: (string | null)[] = [];
   #head = 0;
   #queuedBytes = 0;
   // The partial line (no CRLF yet), possibly ending with the CR of a CRLF still to come.
+  // Kept as a copy so that no pushed chunk stays referenced while a client idles.
   readonly #partial: Uint8Array;
   #partialLen = 0;
   // Dropping the rest of an over-long line; #discardCR: the last dropped byte was a CR.
@@ -56,7 +63,7 @@ export class LineReader {
     this.#partial = new Uint8Array(maxLine + 1);
   }
 
-  /** Bytes currently held: queued complete lines plus the partial line. */
+  /** Bytes currently held: queued complete lines (with their CRLF) plus the partial line. */
   get buffered(): number {
     return this.#queuedBytes + this.#partialLen;
   }
@@ -64,8 +71,8 @@ export class LineReader {
   /** Appends input. The chunk is not kept: what is needed is copied. */
   push(chunk: Uint8Array): void {
     const n = chunk.length;
-    let i = 0;
     if (n === 0) return;
+    let i = 0;
 
     if (this.#discarding) {
       if (this.#discardCR && chunk[0] === LF) {
@@ -80,26 +87,24 @@ export class LineReader {
       }
       this.#discarding = false;
       this.#discardCR = false;
+      if (i >= n) return;
     }
 
-    if (this.#partialLen > 0 && i < n) {
+    if (this.#partialLen > 0) {
       i = this.#completePartial(chunk, i);
-      if (i < 0) return;
+      if (i < 0 || i >= n) return;
     }
-    if (i >= n) return;
 
-    // One copy of the rest of the chunk; complete lines become views into it.
-    const copy = chunk.slice(i);
-    const m = copy.length;
+    // Whole lines in the rest of the chunk: one decoding, then slices of it.
+    const text = latin1(i === 0 ? chunk : chunk.subarray(i));
     let k = 0;
     for (;;) {
-      const cr = findCRLF(copy, k);
+      const cr = text.indexOf("\r\n", k);
       if (cr < 0) break;
-      if (cr - k > this.#maxLine) this.#enqueue(null);
-      else this.#enqueue(copy.subarray(k, cr + 2));
+      this.#enqueue(cr - k > this.#maxLine ? null : text.slice(k, cr));
       k = cr + 2;
     }
-    if (k < m) this.#startPartial(copy, k, m);
+    if (k < text.length) this.#growPartial(chunk, i + k, n);
   }
 
   /** The next complete line, or null when more input is needed. */
@@ -113,8 +118,8 @@ export class LineReader {
       this.#head = 0;
     }
     if (item === null || item === undefined) return TOO_LONG;
-    this.#queuedBytes -= item.length;
-    return { kind: "line", text: latin1(item.subarray(0, item.length - 2)) };
+    this.#queuedBytes -= item.length + 2;
+    return { kind: "line", text: item };
   }
 
   /**
@@ -126,10 +131,10 @@ export class LineReader {
     let o = 0;
     for (let j = this.#head; j < this.#queue.length; j++) {
       const item = this.#queue[j];
-      if (item) {
-        out.set(item, o);
-        o += item.length;
-      }
+      if (item === null || item === undefined) continue;
+      o = latin1Bytes(item, out, o);
+      out[o++] = CR;
+      out[o++] = LF;
     }
     out.set(this.#partial.subarray(0, this.#partialLen), o);
     this.clear();
@@ -146,50 +151,41 @@ export class LineReader {
     this.#discardCR = false;
   }
 
-  #enqueue(line: Uint8Array | null): void {
+  #enqueue(line: string | null): void {
     this.#queue.push(line);
-    if (line) this.#queuedBytes += line.length;
+    if (line !== null) this.#queuedBytes += line.length + 2;
   }
 
   // Continues the partial line with chunk[i..]. Returns where the unread rest of the
   // chunk starts, or -1 when the whole chunk was used up.
   #completePartial(chunk: Uint8Array, i: number): number {
-    const n = chunk.length;
     const len = this.#partialLen;
-    let end: number; // index in chunk just after the LF that ends the line
+    let crAt: number; // the line's content ends before chunk[crAt]; its LF is at crAt + 1
     if (this.#partial[len - 1] === CR && chunk[i] === LF) {
-      end = i + 1;
+      crAt = i - 1;
     } else {
-      const cr = findCRLF(chunk, i);
-      if (cr < 0) {
-        this.#growPartial(chunk, i, n);
+      crAt = findCRLF(chunk, i);
+      if (crAt < 0) {
+        this.#growPartial(chunk, i, chunk.length);
         return -1;
       }
-      end = cr + 2;
     }
-    const total = len + end - i;
-    if (total - 2 > this.#maxLine) {
+    const contentLen = len + crAt - i; // crAt = i - 1 drops the partial's own CR
+    if (contentLen > this.#maxLine) {
       this.#enqueue(null);
     } else {
-      const line = new Uint8Array(total);
-      line.set(this.#partial.subarray(0, len));
-      line.set(chunk.subarray(i, end), len);
-      this.#enqueue(line);
+      const head = latin1(this.#partial.subarray(0, Math.min(len, contentLen)));
+      this.#enqueue(crAt > i ? head + latin1(chunk.subarray(i, crAt)) : head);
     }
     this.#partialLen = 0;
-    return end;
+    return crAt + 2;
   }
 
-  #startPartial(bytes: Uint8Array, from: number, to: number): void {
-    this.#partialLen = 0;
-    this.#growPartial(bytes, from, to);
-  }
-
-  // Appends bytes[from..to] (which hold no CRLF) to the partial line, or gives up on the
+  // Appends chunk[from..to] (which holds no CRLF) to the partial line, or gives up on the
   // line as soon as it cannot fit: a trailing CR may still be the start of the CRLF.
-  #growPartial(bytes: Uint8Array, from: number, to: number): void {
+  #growPartial(chunk: Uint8Array, from: number, to: number): void {
     const total = this.#partialLen + to - from;
-    const endsWithCR = bytes[to - 1] === CR;
+    const endsWithCR = chunk[to - 1] === CR;
     if (total - (endsWithCR ? 1 : 0) > this.#maxLine) {
       this.#enqueue(null);
       this.#partialLen = 0;
@@ -197,13 +193,13 @@ export class LineReader {
       this.#discardCR = endsWithCR;
       return;
     }
-    this.#partial.set(bytes.subarray(from, to), this.#partialLen);
+    this.#partial.set(chunk.subarray(from, to), this.#partialLen);
     this.#partialLen = total;
   }
 }
 
 /** Index of the CR of the first CR LF in bytes at or after from, or -1. */
-export function findCRLF(bytes: Uint8Array, from: number): number {
+function findCRLF(bytes: Uint8Array, from: number): number {
   let lf = bytes.indexOf(LF, from);
   while (lf >= 0) {
     if (lf > from && bytes[lf - 1] === CR) return lf - 1;

@@ -1,7 +1,7 @@
 // The pure SMTP/LMTP protocol core: parsing and framing only, no I/O.
 
 export { formatReply, type Reply, reply, replySummary } from "./reply.ts";
-export { findCRLF, latin1, type Line, LineReader } from "./line_reader.ts";
+export { latin1, type Line, LineReader } from "./line_reader.ts";
 export { type Command, parseCommand, type Parsed } from "./command.ts";
 export {
   formatLocal,

@@ -40,8 +40,9 @@ type Kind = "user" | "token" | "lmtp";
 interface Recipient {
   readonly address: string;
   readonly user: LocalUser;
-  /** Token deliveries: the kind of token that was verified for this recipient. */
+  /** Token deliveries: the kind of token that was verified for this recipient, and the token. */
   readonly token?: TokenKind;
+  readonly stoken?: string;
   /** Token deliveries: the Remote Client's own token for the reverse pair (draft §7.4). */
   readonly mytoken?: string;
 }
@@ -228,13 +229,16 @@ export class Session {
     const local = rcpt.user.address;
     let perm: string | null = null;
     try {
-      perm = await deps.tokens.afterDelivery(txn.from, local, rcpt.token ?? "perm");
+      perm = await deps.tokens.afterDelivery(remoteOf(txn), local, rcpt.token ?? "perm", rcpt.stoken);
     } catch (e) {
       deps.log("store_error", { op: "after_delivery", cause: (e as Error).message });
     }
     if (rcpt.mytoken !== undefined) {
       try {
-        await deps.heldTokens.put(txn.from, local, rcpt.mytoken, { source: "mystoken", overwriteWorking: true });
+        await deps.heldTokens.put(remoteOf(txn), local, rcpt.mytoken, {
+          source: "mystoken",
+          overwriteWorking: true,
+        });
       } catch (e) {
         deps.log("store_error", { op: "held_token", cause: (e as Error).message });
       }
@@ -586,7 +590,7 @@ export class Session {
     }
     let verdict: Awaited<ReturnType<SessionDeps["tokens"]["verify"]>>;
     try {
-      verdict = await deps.tokens.verify(stoken, txn.from, user.address);
+      verdict = await deps.tokens.verify(stoken, remoteOf(txn), user.address);
     } catch (e) {
       deps.log("store_error", { op: "verify", cause: (e as Error).message });
       return step(R.tempFailure);
@@ -601,6 +605,7 @@ export class Session {
       address,
       user,
       token: verdict.kind,
+      stoken,
       ...(mytoken === undefined ? {} : { mytoken }),
     });
     return step(R.rcptOk);
@@ -620,6 +625,11 @@ export class Session {
     this.#data = { reader: new DataReader(this.#deps.limits.maxMessageSize), msg };
     return step(R.startData);
   }
+}
+
+/** The pair's remote side as the token engine keys it (draft §7.3.1: case-insensitive). */
+function remoteOf(txn: Transaction): string {
+  return normalizeAddress(txn.from) ?? txn.from;
 }
 
 function failureReply(rcpt: Recipient, res: { ok: boolean; kind?: string }): Reply {

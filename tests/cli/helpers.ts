@@ -1,5 +1,5 @@
 // Child-process helpers for the CLI tests.
-import { fromFileUrl } from "node:url";
+import { fileURLToPath as fromFileUrl } from "node:url";
 
 export const ROOT = fromFileUrl(new URL("../../", import.meta.url));
 const ENTRY = fromFileUrl(new URL("./cli_entry.ts", import.meta.url));

@@ -81,19 +81,29 @@ Deno.test("a TLS handshake with the certificate verifies against it as the trust
   try {
     for (const servername of ["mail.example.test", "localhost"]) {
       const sock: TLSSocket = connect({ host: "127.0.0.1", port, servername, ca: [certPem] });
+      let cn: unknown;
       const got = await new Promise<string>((resolve, reject) => {
         let data = "";
         sock.on("secureConnect", () => {
           if (!sock.authorized) reject(new Error(`not authorized: ${sock.authorizationError}`));
+          cn = sock.getPeerCertificate().subject?.CN;
         });
         sock.on("data", (d) => data += d);
         sock.on("end", () => resolve(data));
         sock.on("error", reject);
       });
       assertEquals(got, "hello\n");
-      assertEquals(sock.getPeerCertificate().subject.CN, "mail.example.test");
+      assertEquals(cn, "mail.example.test");
       sock.destroy();
     }
+    // A name the certificate does not carry fails verification: the check above is real.
+    const bad = connect({ host: "127.0.0.1", port, servername: "other.example", ca: [certPem] });
+    const failed = await new Promise<boolean>((resolve) => {
+      bad.on("secureConnect", () => resolve(false));
+      bad.on("error", () => resolve(true));
+    });
+    bad.destroy();
+    assert(failed, "a wrong host name must not verify");
   } finally {
     await new Promise((r) => server.close(r));
   }

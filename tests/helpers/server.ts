@@ -8,6 +8,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { SmtpConn } from "./smtp_conn.ts";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const PY_DIR = join(REPO_ROOT, "tests", "e2e", "py");
@@ -322,17 +323,35 @@ function firstUser(stdout: string): string | undefined {
   return /^First user:\s+(\S+)\s*$/m.exec(stdout)?.[1];
 }
 
-async function canConnect(addr: Deno.ConnectOptions | Deno.UnixConnectOptions): Promise<boolean> {
+/**
+ * One polite probe: connect, read the 220 greeting, QUIT. A probe that connects and drops
+ * the connection at once would test the server's handling of abrupt clients instead
+ * (tests/e2e/robustness_test.ts does that on purpose).
+ */
+async function probe(target: { port: number; tls?: boolean } | { path: string }): Promise<boolean> {
+  let c: SmtpConn;
   try {
-    const conn = await Deno.connect(addr as Deno.ConnectOptions);
-    conn.close();
+    c = "path" in target
+      ? await SmtpConn.unix(target.path)
+      : target.tls
+      ? await SmtpConn.tls(target.port)
+      : await SmtpConn.tcp(target.port);
+  } catch {
+    return false; // not listening yet
+  }
+  try {
+    const greeting = await c.readReply(5_000);
+    if (greeting.code !== 220) return false;
+    await c.command("QUIT", 5_000);
     return true;
   } catch {
     return false;
+  } finally {
+    c.close();
   }
 }
 
-/** Poll until every listener accepts a connection; fail early if the process dies. */
+/** Poll until every listener greets; fail early if the process dies. */
 async function waitReady(
   ports: { submission: number; submissions: number; lmtp: number },
   lmtpSocket: string,
@@ -342,11 +361,11 @@ async function waitReady(
   let dead: Deno.CommandStatus | null = null;
   exited.then((s) => (dead = s));
   const deadline = Date.now() + READY_TIMEOUT_MS;
-  const pending: (Deno.ConnectOptions | Deno.UnixConnectOptions)[] = [
-    { hostname: "127.0.0.1", port: ports.submission },
-    { hostname: "127.0.0.1", port: ports.submissions },
-    { hostname: "127.0.0.1", port: ports.lmtp },
-    { transport: "unix", path: lmtpSocket },
+  const pending: ({ port: number; tls?: boolean } | { path: string })[] = [
+    { port: ports.submission },
+    { port: ports.submissions, tls: true },
+    { port: ports.lmtp },
+    { path: lmtpSocket },
   ];
   while (pending.length > 0) {
     if (dead !== null) {
@@ -358,7 +377,15 @@ async function waitReady(
     if (Date.now() > deadline) {
       throw new Error(`stoken serve did not listen within ${READY_TIMEOUT_MS} ms:\n${logs()}`);
     }
-    if (await canConnect(pending[0]!)) pending.shift();
+    if (await probe(pending[0]!)) pending.shift();
     else await new Promise((r) => setTimeout(r, 100));
+  }
+  // A probe may have been the last straw: make sure the process is still there.
+  await new Promise((r) => setTimeout(r, 50));
+  if (dead !== null) {
+    const s = dead as Deno.CommandStatus;
+    throw new Error(
+      `stoken serve exited (code ${s.code}, signal ${s.signal}) after its listeners greeted:\n${logs()}`,
+    );
   }
 }
