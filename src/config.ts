@@ -38,6 +38,38 @@ export interface Config {
     /** fsync each message and its directory before replying 250. Turning it off is unsafe. */
     readonly fsync: boolean;
   };
+  /**
+   * The smarthost that takes every remote recipient the token path does not serve
+   * (PROTOCOL.md §7). An empty host means no relay: such recipients are refused at RCPT.
+   */
+  readonly relay: {
+    readonly host: string;
+    readonly port: number;
+    /** "starttls" (required, port 587), "implicit" (port 465) or "none" (a trusted local MTA only). */
+    readonly tls: "starttls" | "implicit" | "none";
+    /** AUTH PLAIN at the smarthost when set; the password may come from STOKEN_RELAY_PASSWORD. */
+    readonly username: string;
+    readonly password: string;
+    /** PEM file of the CA that signs the smarthost's certificate ("" = the system's roots). */
+    readonly ca_file: string;
+    readonly timeout_s: number;
+  };
+  /** The Remote Client: delivering straight to other Token Servers (PROTOCOL.md §8). */
+  readonly remote: {
+    readonly enabled: boolean;
+    /** DNS servers for SRV/MX discovery, "ip" or "ip:port" ([] = the system's resolver). */
+    readonly dns_servers: readonly string[];
+    /** Bound on one whole token delivery attempt, connection to last reply. */
+    readonly timeout_s: number;
+    /** Extra CA (PEM file) trusted for Token Servers, for private setups ("" = system roots only). */
+    readonly ca_file: string;
+  };
+  /** Tokens harvested from Submission-Token headers of mail arriving on the LMTP listener (§9). */
+  readonly harvest: {
+    readonly enabled: boolean;
+    /** Keep a header token only when Authentication-Results shows DKIM or SPF passed for the sender's domain. */
+    readonly require_auth_pass: boolean;
+  };
   /** Token policy (draft §5.3): lifetimes, refresh of permanent tokens, grace of a replaced one. */
   readonly tokens: {
     readonly temp_lifetime_s: number;
@@ -74,6 +106,17 @@ export const DEFAULTS: Config = {
     shutdown_timeout_s: 30,
   },
   delivery: { fsync: true },
+  relay: {
+    host: "",
+    port: 587,
+    tls: "starttls",
+    username: "",
+    password: "",
+    ca_file: "",
+    timeout_s: 60,
+  },
+  remote: { enabled: true, dns_servers: [], timeout_s: 30, ca_file: "" },
+  harvest: { enabled: true, require_auth_pass: false },
   tokens: {
     temp_lifetime_s: 7 * 86400,
     perm_lifetime_s: 365 * 86400,
@@ -133,6 +176,20 @@ function validate(c: Config): void {
     throw new ConfigError(`"limits.max_message_size" must be at least 1024`);
   }
   if (limits.max_recipients < 1) throw new ConfigError(`"limits.max_recipients" must be at least 1`);
+  if (!["starttls", "implicit", "none"].includes(c.relay.tls)) {
+    throw new ConfigError(`"relay.tls" must be starttls, implicit or none`);
+  }
+  if (c.relay.host !== "" && !(c.relay.port >= 1 && c.relay.port <= 65535)) {
+    throw new ConfigError(`"relay.port" must be a port number`);
+  }
+  if (c.relay.password !== "" && c.relay.username === "") {
+    throw new ConfigError(`"relay.password" is set but "relay.username" is empty`);
+  }
+  for (const d of c.remote.dns_servers) {
+    if (!/^[0-9.]+(:\d{1,5})?$|^\[[0-9A-Fa-f:]+\](:\d{1,5})?$|^[0-9A-Fa-f:]+$/.test(d)) {
+      throw new ConfigError(`"remote.dns_servers" has an invalid address: "${d}"`);
+    }
+  }
   const t = c.tokens;
   for (const k of ["temp_lifetime_s", "perm_lifetime_s", "grace_s"] as const) {
     if (!Number.isInteger(t[k]) || t[k] < (k === "grace_s" ? 0 : 1)) {
@@ -188,6 +245,8 @@ function resolvePaths(c: Config, base: string): Config {
     tls: { cert: abs(c.tls.cert), key: abs(c.tls.key) },
     database: { ...c.database, url: dbUrl },
     key_file: abs(c.key_file),
+    relay: { ...c.relay, ca_file: c.relay.ca_file === "" ? "" : abs(c.relay.ca_file) },
+    remote: { ...c.remote, ca_file: c.remote.ca_file === "" ? "" : abs(c.remote.ca_file) },
     mail_root: abs(c.mail_root),
     spool_dir: abs(c.spool_dir),
   };
@@ -209,6 +268,7 @@ export function configFrom(json: unknown, base: string, env: Record<string, stri
     c = { ...c, database: { ...c.database, auth_token: env.STOKEN_DATABASE_AUTH_TOKEN } };
   }
   if (env.STOKEN_KEY_FILE) c = { ...c, key_file: env.STOKEN_KEY_FILE };
+  if (env.STOKEN_RELAY_PASSWORD) c = { ...c, relay: { ...c.relay, password: env.STOKEN_RELAY_PASSWORD } };
   c = {
     ...c,
     hostname: c.hostname.toLowerCase(),

@@ -50,7 +50,10 @@ async function writeAtomic(path: string, data: string, mode: number): Promise<vo
 
 /** A password for the first user: 18 random bytes, 24 characters of base64url. */
 export function generatePassword(): string {
-  return crypto.getRandomValues(new Uint8Array(18)).toBase64({ alphabet: "base64url", omitPadding: true });
+  return crypto.getRandomValues(new Uint8Array(18)).toBase64({
+    alphabet: "base64url",
+    omitPadding: true,
+  });
 }
 
 export async function run(args: string[]): Promise<number> {
@@ -158,7 +161,9 @@ export async function run(args: string[]): Promise<number> {
   const out = [`Created a stoken setup in ${dir}:`];
   for (const [what, where] of created) out.push(`  ${what.padEnd(width)}${where}`);
   out.push("", "Listening (when served):");
-  for (const [kind, addrs] of Object.entries(json.listen)) out.push(`  ${kind.padEnd(width)}${addrs.join(", ")}`);
+  for (const [kind, addrs] of Object.entries(json.listen)) {
+    out.push(`  ${kind.padEnd(width)}${addrs.join(", ")}`);
+  }
   out.push("");
   if (password !== null) {
     out.push(

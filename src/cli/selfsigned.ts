@@ -54,7 +54,9 @@ function oid(dotted: string): Uint8Array {
   const out = [40 * a + b];
   for (const n of rest) {
     const groups = [n & 0x7f];
-    for (let v = Math.floor(n / 128); v > 0; v = Math.floor(v / 128)) groups.unshift(0x80 | (v & 0x7f));
+    for (let v = Math.floor(n / 128); v > 0; v = Math.floor(v / 128)) {
+      groups.unshift(0x80 | (v & 0x7f));
+    }
     out.push(...groups);
   }
   return tlv(0x06, Uint8Array.from(out));
@@ -63,9 +65,9 @@ function oid(dotted: string): Uint8Array {
 /** RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050. */
 function time(d: Date): Uint8Array {
   const p = (n: number) => String(n).padStart(2, "0");
-  const rest = `${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${
-    p(d.getUTCSeconds())
-  }Z`;
+  const rest = `${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${
+    p(d.getUTCMinutes())
+  }${p(d.getUTCSeconds())}Z`;
   const y = d.getUTCFullYear();
   const enc = new TextEncoder();
   return y < 2050
@@ -168,7 +170,11 @@ export async function selfSignedCertificate(
     explicit(3, extensions),
   );
   const sig = new Uint8Array(
-    await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, keys.privateKey, tbs as Uint8Array<ArrayBuffer>),
+    await crypto.subtle.sign(
+      { name: "ECDSA", hash: "SHA-256" },
+      keys.privateKey,
+      tbs as Uint8Array<ArrayBuffer>,
+    ),
   );
   const cert = seq(tbs, sigAlg, bits(derSignature(sig)));
   return { certPem: pem("CERTIFICATE", cert), keyPem: pem("PRIVATE KEY", pkcs8) };

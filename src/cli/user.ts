@@ -47,7 +47,9 @@ export async function run(args: string[]): Promise<number> {
   const arity = cmd === undefined ? undefined : ARITY[cmd];
   if (cmd === undefined || arity === undefined || rest.length !== arity) {
     console.error(
-      `${cmd === undefined || arity === undefined ? "" : `stoken user ${cmd}: wrong arguments\n\n`}${USAGE}`,
+      `${
+        cmd === undefined || arity === undefined ? "" : `stoken user ${cmd}: wrong arguments\n\n`
+      }${USAGE}`,
     );
     return 2;
   }
@@ -73,7 +75,9 @@ export async function run(args: string[]): Promise<number> {
         return 0;
       case "alias": {
         await users.addAlias(rest[0]!, rest[1]!);
-        console.log(`Alias ${normalizeAddress(rest[0]!)} now delivers to ${normalizeAddress(rest[1]!)}`);
+        console.log(
+          `Alias ${normalizeAddress(rest[0]!)} now delivers to ${normalizeAddress(rest[1]!)}`,
+        );
         return 0;
       }
       case "unalias":
@@ -111,7 +115,9 @@ export function checkPassword(password: string): void {
   if (chars < MIN_PASSWORD) {
     throw new Error(`Password too short: ${chars} characters, at least ${MIN_PASSWORD} required`);
   }
-  if (chars > MAX_PASSWORD) throw new Error(`Password too long: at most ${MAX_PASSWORD} characters`);
+  if (chars > MAX_PASSWORD) {
+    throw new Error(`Password too long: at most ${MAX_PASSWORD} characters`);
+  }
 }
 
 /** The first line of stdin without its line ending (LF or CRLF). */
@@ -139,6 +145,8 @@ async function promptTwice(): Promise<string> {
 /** Read one line from the terminal in raw mode, echoing nothing. */
 function promptHidden(prompt: string): Promise<string> {
   const stdin = process.stdin;
+  // Raw mode first: once the prompt shows, nothing typed can be echoed by the terminal.
+  stdin.setRawMode(true);
   process.stderr.write(prompt);
   return new Promise((resolve, reject) => {
     let value = "";
@@ -154,14 +162,15 @@ function promptHidden(prompt: string): Promise<string> {
       const s = typeof data === "string" ? data : new TextDecoder().decode(data);
       for (const ch of s) {
         if (ch === "\r" || ch === "\n") return finish(null);
-        if (ch === "\u0003" || (ch === "\u0004" && value === "")) return finish(new Error("Cancelled"));
+        if (ch === "\u0003" || (ch === "\u0004" && value === "")) {
+          return finish(new Error("Cancelled"));
+        }
         if (ch === "\u007f" || ch === "\b") value = [...value].slice(0, -1).join("");
         else if (ch >= " ") value += ch;
       }
     };
-    stdin.setRawMode(true);
-    stdin.resume();
     stdin.on("data", onData);
+    stdin.resume();
   });
 }
 

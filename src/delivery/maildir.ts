@@ -6,7 +6,7 @@
 // Async fs calls only: a synchronous call here would stall every session in the process.
 import type { FileHandle } from "node:fs/promises";
 import { mkdir, open, rename, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import process from "node:process";
 import type { DeliveryResult, LocalUser, Mailboxes, SpooledMessage } from "../session/deps.ts";
 
@@ -58,7 +58,10 @@ function escapeHostname(h: string): string {
 }
 
 function randomHex(bytes: number): string {
-  return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0"))
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(bytes)),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
     .join("");
 }
 
@@ -86,7 +89,9 @@ export class Maildirs implements Mailboxes {
   /** `<mail_root>/<domain>/<local>/Maildir` for a user's primary address. */
   maildirOf(address: string): string {
     const at = address.lastIndexOf("@");
-    if (at <= 0 || at === address.length - 1) throw new Error(`Not a mailbox address: "${address}"`);
+    if (at <= 0 || at === address.length - 1) {
+      throw new Error(`Not a mailbox address: "${address}"`);
+    }
     const local = mailboxDirName(address.slice(0, at));
     return join(this.mailRoot, domainDirName(address.slice(at + 1)), local, "Maildir");
   }
@@ -143,6 +148,13 @@ export class Maildirs implements Mailboxes {
     if (this.#made.has(maildir)) return;
     for (const sub of ["tmp", "new", "cur"]) {
       await mkdir(join(maildir, sub), { recursive: true, mode: 0o700 });
+    }
+    if (this.opts.fsync) {
+      // A new directory exists after a crash only once its parent's entry is on disk:
+      // without this, the first message of a new mailbox could vanish with new/ itself.
+      // Once per mailbox and process, so the cost does not matter.
+      const local = dirname(maildir);
+      for (const d of [maildir, local, dirname(local), this.mailRoot]) await syncDir(d);
     }
     this.#made.add(maildir);
   }

@@ -19,6 +19,8 @@ const HANDSHAKE_TIMEOUT_MS = 30_000;
  */
 const LINGER_MS = 2_000;
 
+function ignore(): void {}
+
 // One secure context per credentials object: built once, so a reload (a new object from the
 // TlsSource) takes effect for new handshakes while open connections keep theirs.
 const contexts = new WeakMap<TlsCredentials, tls.SecureContext>();
@@ -67,7 +69,7 @@ function serverHandshake(
     t.once("close", onClose);
   });
   // The socket may error after the handshake promise settled; never let that be unhandled.
-  t.on("error", () => {});
+  t.on("error", ignore);
   return { socket: t, done };
 }
 
@@ -110,6 +112,9 @@ export class NodeConn implements Conn {
     sock.on("end", this.#onEnd);
     sock.on("close", this.#onEnd);
     sock.on("error", this.#onEnd);
+    // Node emits 'error' on the next tick after a failed write destroyed the socket, possibly
+    // after close() detached #onEnd: an 'error' without a listener would crash the process.
+    sock.on("error", ignore);
   }
 
   #onData = (buf: Buffer): void => {
@@ -162,7 +167,6 @@ export class NodeConn implements Conn {
     // the TLS layer; plaintext there only makes the handshake fail.
     const after = this.#queue.filter((r) => r.writes === this.#writes).map((r) => r.chunk);
     this.#detach();
-    sock.on("error", () => {});
     if (after.length > 0) sock.unshift(Buffer.concat(after));
     const { socket, done } = serverHandshake(sock, source);
     this.#upgrading = socket;
@@ -205,8 +209,7 @@ export class NodeConn implements Conn {
 /** Send FIN after pending writes, discard further input, destroy once the peer is gone. */
 function lingeringClose(sock: net.Socket): void {
   if (sock.destroyed) return;
-  sock.on("data", () => {});
-  sock.on("error", () => {});
+  sock.on("data", ignore);
   const timer = setTimeout(() => sock.destroy(), LINGER_MS);
   // A lingering socket must not keep the process alive after shutdown.
   timer.unref();
@@ -259,7 +262,7 @@ class NodeListener implements Listener {
     this.addr = spec.kind === "unix" ? describe(spec) : describe({ ...spec, port: this.port });
     server.on("connection", (sock: net.Socket) => this.#onConnection(sock, spec));
     // Accept errors (EMFILE, ECONNABORTED) are transient and per connection: keep listening.
-    server.on("error", () => {});
+    server.on("error", ignore);
   }
 
   #onConnection(sock: net.Socket, spec: ListenSpec): void {
@@ -275,7 +278,7 @@ class NodeListener implements Listener {
     }
     // Implicit TLS (RFC 8314): yield the connection only once the handshake succeeded;
     // a failed handshake costs the listener nothing.
-    sock.on("error", () => {});
+    sock.on("error", ignore);
     this.#handshakes.add(sock);
     const { done } = serverHandshake(sock, spec.tls);
     done.then(
@@ -324,7 +327,9 @@ export async function listen(spec: ListenSpec): Promise<Listener> {
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      const opts = spec.kind === "unix" ? { path: spec.path } : { host: spec.host, port: spec.port };
+      const opts = spec.kind === "unix"
+        ? { path: spec.path }
+        : { host: spec.host, port: spec.port };
       server.listen(opts, () => {
         server.removeListener("error", reject);
         resolve();

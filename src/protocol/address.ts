@@ -15,8 +15,9 @@ const MAX_LABEL = 63; // RFC 1035 §2.3.4
 
 // Atom = 1*atext (RFC 5321 §4.1.2, atext from RFC 5322 §3.2.3).
 const DOT_STRING = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/;
-// sub-domain = Let-dig [Ldh-str]
-const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$/;
+// Domain = sub-domain *("." sub-domain); sub-domain = Let-dig [Ldh-str]
+const DOMAIN =
+  /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 const PRINTABLE = /^[\x20-\x7e]*$/;
 const SNUM = /^[0-9]{1,3}$/;
 const HEX16 = /^[0-9A-Fa-f]{1,4}$/;
@@ -59,11 +60,8 @@ export function normalizeAddress(s: string): string | null {
 
 /** True when s is a syntactically valid Domain (not an address literal). */
 export function isDomainName(s: string): boolean {
-  if (s.length === 0 || s.length > MAX_DOMAIN) return false;
-  for (const label of s.split(".")) {
-    if (label.length > MAX_LABEL || !LABEL.test(label)) return false;
-  }
-  return true;
+  if (s.length === 0 || s.length > MAX_DOMAIN || !DOMAIN.test(s)) return false;
+  return s.length <= MAX_LABEL || s.split(".").every((label) => label.length <= MAX_LABEL);
 }
 
 /** The local part as it must be written: a Dot-string, or a Quoted-string. */

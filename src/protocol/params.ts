@@ -18,6 +18,7 @@ const VALUE = /^[\x21-\x3c\x3e-\x7e]+$/;
  */
 export function parseParams(s: string): Param[] | null {
   const params: Param[] = [];
+  if (/^ *$/.test(s)) return params;
   const seen = new Set<string>();
   for (const word of s.split(" ")) {
     // Runs of spaces and leading or trailing spaces are tolerated, as Postfix does.

@@ -1,4 +1,5 @@
 // What a session needs from the world, as narrow interfaces passed in (no I/O in src/session).
+import type { Head } from "../protocol/message_view.ts";
 
 /** A user of this server, identified by its primary address (lower-case domain). */
 export interface LocalUser {
@@ -55,6 +56,33 @@ export interface AuthGuard {
 
 export type LogFields = Record<string, string | number | boolean | undefined>;
 
+/** Recipients a submitted message (sender + Message-ID) already reached, for retries. */
+export interface RecentDeliveries {
+  delivered(sender: string, messageId: string): Promise<Set<string>>;
+  record(sender: string, messageId: string, rcpt: string): Promise<void>;
+}
+
+export type RemoteResult =
+  | { readonly ok: true; readonly path: "token" | "relay"; readonly detail: string }
+  | { readonly ok: false; readonly permanent: boolean; readonly cause: string };
+
+/** Where user submissions to other domains go: the token path, else the smarthost (§7–§8). */
+export interface RemoteDelivery {
+  /** Whether RCPT may accept this remote recipient: a relay exists or a token is held. */
+  routable(local: string, recipient: string): Promise<boolean>;
+  /**
+   * Deliver one copy of `msg` to `recipient` for our user `local` (MAIL FROM `from`);
+   * resolves when the next hop has taken it (or has not).
+   */
+  deliver(
+    from: string,
+    local: string,
+    recipient: string,
+    msg: SpooledMessage,
+    head: Head,
+  ): Promise<RemoteResult>;
+}
+
 export interface SessionDeps {
   readonly hostname: string;
   /** Whether a (lower-case) domain is one of ours. */
@@ -66,6 +94,10 @@ export interface SessionDeps {
   readonly authGuard: AuthGuard;
   readonly tokens: TokenService;
   readonly heldTokens: HeldTokenStore;
+  readonly remote: RemoteDelivery;
+  readonly recent: RecentDeliveries;
+  /** Harvesting Submission-Token headers on the LMTP listener (PROTOCOL.md §9). */
+  readonly harvest: { readonly enabled: boolean; readonly requireAuthPass: boolean };
   readonly limits: {
     readonly maxMessageSize: number;
     readonly maxRecipients: number;

@@ -60,6 +60,7 @@ export const R = {
   revoked: reply(250, "2.1.0", "All tokens successfully revoked."),
   genFailed: reply(451, "4.5.0", "Token could not be generated."),
   revokeFailed: reply(451, "4.5.0", "Tokens could not be revoked."),
+  rejectedByNextHop: reply(554, "5.0.0", "Message refused by the next hop for some recipients"),
   retryLater: reply(451, "4.3.0", "Temporary failure, please try again later"),
 } as const satisfies Record<string, Reply>;
 

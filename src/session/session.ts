@@ -8,7 +8,16 @@ import { type Reply, reply } from "../protocol/reply.ts";
 import { decodeBase64Strict, decodePlain, decodeStoken } from "../protocol/sasl.ts";
 import { normalizeAddress } from "../protocol/address.ts";
 import { receivedHeader } from "../protocol/trace.ts";
-import type { LocalUser, SessionDeps, SpooledMessage, TokenKind } from "./deps.ts";
+import type {
+  DeliveryResult,
+  LocalUser,
+  SessionDeps,
+  SpooledMessage,
+  TokenKind,
+} from "./deps.ts";
+import { domainAuth, mayHarvest } from "../protocol/auth_results.ts";
+import { fieldsNamed } from "../protocol/headers.ts";
+import { readHead } from "../protocol/message_view.ts";
 import { challenge, R } from "./replies.ts";
 
 export type ListenerKind = "submission" | "submissions" | "lmtp";
@@ -39,7 +48,8 @@ type Kind = "user" | "token" | "lmtp";
 
 interface Recipient {
   readonly address: string;
-  readonly user: LocalUser;
+  /** Our user, or null for a remote recipient of a user submission. */
+  readonly user: LocalUser | null;
   /** Token deliveries: the kind of token that was verified for this recipient, and the token. */
   readonly token?: TokenKind;
   readonly stoken?: string;
@@ -178,44 +188,137 @@ export class Session {
   }
 
   async #deliver(txn: Transaction, msg: SpooledMessage): Promise<Reply[]> {
-    const deps = this.#deps;
-    const date = deps.now();
-    const protocol = this.#kind === "user" ? "ESMTPSA" : this.#kind === "token" ? "LMTPSA" : "LMTP";
-    const messageId = this.#kind === "user" ? deps.newId() : "";
+    if (this.#kind === "user") return await this.#deliverSubmission(txn, msg);
+    const date = this.#deps.now();
     const results = await Promise.all(txn.rcpts.map(async (rcpt) => {
-      const id = this.#kind === "user" ? messageId : deps.newId();
-      const prefix = receivedHeader({
-        helo: this.#helo,
-        ip: this.#info.remoteAddress,
-        host: deps.hostname,
-        protocol,
-        id,
-        rcpt: rcpt.address,
-        date,
-      });
-      const res = await deps.mailboxes.deliver(rcpt.user, prefix, msg);
-      if (res.ok) {
-        deps.log("delivered", { id, rcpt: rcpt.address, size: msg.size, protocol });
-      } else {
-        deps.log("delivery_failed", { id, rcpt: rcpt.address, kind: res.kind, cause: res.cause });
-      }
-      return { rcpt, id, res };
+      const id = this.#deps.newId();
+      return { rcpt, id, res: await this.#store(rcpt, rcpt.user!, id, msg, date) };
     }));
-    if (this.#kind === "user") {
-      // No queue: accept only when every recipient has it on stable storage (PROTOCOL.md §7).
-      return results.every((r) => r.res.ok)
-        ? [reply(250, "2.0.0", `${messageId} Message accepted`)]
-        : [R.retryLater];
-    }
     if (this.#kind === "token") {
-      return await Promise.all(results.map(({ rcpt, id, res }) => this.#tokenResult(txn, rcpt, id, res.ok)
-        .then((r) => r ?? failureReply(rcpt, res))));
+      return await Promise.all(results.map(({ rcpt, id, res }) =>
+        this.#tokenResult(txn, rcpt, id, res.ok).then((r) => r ?? failureReply(rcpt, res))
+      ));
     }
-    return results.map(({ rcpt, id, res }) => {
-      if (res.ok) return reply(250, "2.0.0", `<${rcpt.address}> ${id} Saved`);
-      if (res.kind === "quota") return reply(552, "5.2.2", `<${rcpt.address}> Mailbox full`);
-      return reply(451, "4.3.0", `<${rcpt.address}> Temporary failure`);
+    if (this.#deps.harvest.enabled) await this.#harvest(txn, msg, results.filter((r) => r.res.ok));
+    return results.map(({ rcpt, id, res }) =>
+      res.ok ? reply(250, "2.0.0", `<${rcpt.address}> ${id} Saved`) : failureReply(rcpt, res)
+    );
+  }
+
+  /** One local copy: trace header + message into the user's Maildir, on stable storage. */
+  async #store(
+    rcpt: Recipient,
+    user: LocalUser,
+    id: string,
+    msg: SpooledMessage,
+    date: Date,
+  ): Promise<DeliveryResult> {
+    const deps = this.#deps;
+    const protocol = this.#kind === "user" ? "ESMTPSA" : this.#kind === "token" ? "LMTPSA" : "LMTP";
+    const prefix = receivedHeader({
+      helo: this.#helo,
+      ip: this.#info.remoteAddress,
+      host: deps.hostname,
+      protocol,
+      id,
+      rcpt: rcpt.address,
+      date,
     });
+    const res = await deps.mailboxes.deliver(user, prefix, msg);
+    if (res.ok) deps.log("delivered", { id, rcpt: rcpt.address, size: msg.size, protocol });
+    else deps.log("delivery_failed", { id, rcpt: rcpt.address, kind: res.kind, cause: res.cause });
+    return res;
+  }
+
+  /**
+   * PROTOCOL.md §7: no queue. 250 only when every recipient has the message on stable
+   * storage or its next hop took it. A retry (same Message-ID) skips recipients that
+   * already have it, so a 451 never causes duplicates.
+   */
+  async #deliverSubmission(txn: Transaction, msg: SpooledMessage): Promise<Reply[]> {
+    const deps = this.#deps;
+    const user = this.#user!;
+    const id = deps.newId();
+    const date = deps.now();
+    const head = await readHead(msg);
+    const messageId = fieldsNamed(head.fields, "Message-ID")[0]?.value;
+    const sender = remoteOf(txn);
+    let already = new Set<string>();
+    if (messageId) {
+      try {
+        already = await deps.recent.delivered(sender, messageId);
+      } catch (e) {
+        deps.log("store_error", { op: "recent", cause: (e as Error).message });
+      }
+    }
+    const outcomes = await Promise.all(txn.rcpts.map(async (rcpt) => {
+      const key = normalizeAddress(rcpt.address) ?? rcpt.address;
+      if (already.has(key)) {
+        deps.log("duplicate_skipped", { id, rcpt: rcpt.address });
+        return { ok: true, permanent: false };
+      }
+      let ok: boolean;
+      let permanent = false;
+      if (rcpt.user) {
+        ok = (await this.#store(rcpt, rcpt.user, id, msg, date)).ok;
+      } else {
+        const res = await deps.remote.deliver(txn.from, user.address, rcpt.address, msg, head);
+        ok = res.ok;
+        if (res.ok) deps.log("sent", { id, rcpt: rcpt.address, path: res.path, detail: res.detail });
+        else {
+          permanent = res.permanent;
+          deps.log("send_failed", { id, rcpt: rcpt.address, permanent, cause: res.cause });
+        }
+      }
+      if (ok && messageId) {
+        try {
+          await deps.recent.record(sender, messageId, key);
+        } catch (e) {
+          deps.log("store_error", { op: "recent", cause: (e as Error).message });
+        }
+      }
+      return { ok, permanent };
+    }));
+    if (outcomes.every((o) => o.ok)) return [reply(250, "2.0.0", `${id} Message accepted`)];
+    // Only permanent refusals left: retrying cannot help, so say so (the client bounces).
+    if (outcomes.every((o) => o.ok || o.permanent)) return [R.rejectedByNextHop];
+    return [R.retryLater];
+  }
+
+  /**
+   * PROTOCOL.md §9: each Submission-Token header of mail the MTA hands over becomes a
+   * token held for (envelope sender, recipient), unless the MTA's Authentication-Results
+   * show the sender's domain failed DKIM and SPF. A header never replaces a token that works.
+   */
+  async #harvest(
+    txn: Transaction,
+    msg: SpooledMessage,
+    delivered: { rcpt: Recipient }[],
+  ): Promise<void> {
+    const deps = this.#deps;
+    const sender = normalizeAddress(txn.from);
+    if (sender === null || !sender.includes("@") || delivered.length === 0) return;
+    const head = await readHead(msg);
+    const tokens = fieldsNamed(head.fields, "Submission-Token").map((f) => f.value)
+      .filter(isTokenString);
+    if (tokens.length === 0) return;
+    const auth = domainAuth(head.fields, sender.slice(sender.lastIndexOf("@") + 1), deps.hostname);
+    if (!mayHarvest(auth, deps.harvest.requireAuthPass)) {
+      deps.log("harvest_refused", { sender, reason: "authentication results" });
+      return;
+    }
+    for (const { rcpt } of delivered) {
+      // Several headers (draft §6.2: one per alias) for one pair: the first valid one.
+      try {
+        await deps.heldTokens.put(sender, rcpt.user!.address, tokens[0]!, {
+          source: "header",
+          overwriteWorking: false,
+        });
+        deps.log("harvested", { sender, local: rcpt.user!.address });
+      } catch (e) {
+        deps.log("store_error", { op: "harvest", cause: (e as Error).message });
+      }
+    }
   }
 
   /**
@@ -226,7 +329,7 @@ export class Session {
   async #tokenResult(txn: Transaction, rcpt: Recipient, id: string, ok: boolean): Promise<Reply | null> {
     if (!ok) return null;
     const deps = this.#deps;
-    const local = rcpt.user.address;
+    const local = rcpt.user!.address;
     let perm: string | null = null;
     try {
       perm = await deps.tokens.afterDelivery(remoteOf(txn), local, rcpt.token ?? "perm", rcpt.stoken);
@@ -555,7 +658,8 @@ export class Session {
     // RFC 5321 §4.5.1: <postmaster> without a domain must be accepted.
     if (at < 0 && address.toLowerCase() !== "postmaster") return step(R.userUnknown);
     if (at >= 0 && !this.#deps.isLocalDomain(domain)) {
-      return step(this.#kind === "user" ? R.relayNotConfigured : R.relayDenied);
+      if (this.#kind !== "user") return step(R.relayDenied);
+      return await this.#remoteRcpt(txn, address);
     }
     let user: LocalUser | null;
     try {
@@ -570,6 +674,20 @@ export class Session {
       return step(R.rcptOk);
     }
     return await this.#tokenRcpt(txn, address, user, stoken, mytoken);
+  }
+
+  /** A user's recipient in another domain: accepted if a token is held or a relay exists. */
+  async #remoteRcpt(txn: Transaction, address: string): Promise<Step> {
+    let ok: boolean;
+    try {
+      ok = await this.#deps.remote.routable(this.#user!.address, normalizeAddress(address) ?? address);
+    } catch (e) {
+      this.#deps.log("store_error", { op: "routable", cause: (e as Error).message });
+      return step(R.tempFailure);
+    }
+    if (!ok) return step(R.relayNotConfigured);
+    txn.rcpts.push({ address, user: null });
+    return step(R.rcptOk);
   }
 
   /** PROTOCOL.md §6: each recipient of a token delivery needs a token for (MAIL FROM, RCPT TO). */
@@ -632,7 +750,8 @@ function remoteOf(txn: Transaction): string {
   return normalizeAddress(txn.from) ?? txn.from;
 }
 
-function failureReply(rcpt: Recipient, res: { ok: boolean; kind?: string }): Reply {
+function failureReply(rcpt: Recipient, res: DeliveryResult): Reply {
+  if (res.ok) throw new Error("not a failure");
   if (res.kind === "quota") return reply(552, "5.2.2", `<${rcpt.address}> Mailbox full`);
   return reply(451, "4.3.0", `<${rcpt.address}> Temporary failure`);
 }

@@ -93,10 +93,15 @@ async function exists(path: string): Promise<boolean> {
  * write transaction that rechecks the version first, so instances starting together
  * against a shared database apply each migration exactly once.
  */
-export async function migrate(db: Db, migrations: readonly Migration[] = MIGRATIONS): Promise<number> {
+export async function migrate(
+  db: Db,
+  migrations: readonly Migration[] = MIGRATIONS,
+): Promise<number> {
   migrations.forEach((m, i) => {
     if (m.version !== i + 1) {
-      throw new DatabaseError(`Migration ${i + 1} has version ${m.version}: versions must be 1, 2, 3, …`);
+      throw new DatabaseError(
+        `Migration ${i + 1} has version ${m.version}: versions must be 1, 2, 3, …`,
+      );
     }
   });
   const latest = migrations.length;

@@ -172,11 +172,16 @@ export async function writeKeyFile(path: string, kf: KeyFile): Promise<void> {
   try {
     valid = validateKeyFile(kf);
   } catch (e) {
-    throw new KeyFileError(`Refusing to write an invalid key file "${path}": ${(e as Error).message}`);
+    throw new KeyFileError(
+      `Refusing to write an invalid key file "${path}": ${(e as Error).message}`,
+    );
   }
   const dir = dirname(path);
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const rand = Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0")).join("");
+  const rand = Array.from(
+    crypto.getRandomValues(new Uint8Array(6)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
   const tmp = `${dir}/.${basename(path)}.${rand}.tmp`;
   try {
     // Created 0600 from the first byte (O_EXCL: never reuse someone else's file).

@@ -69,4 +69,19 @@ export const MIGRATIONS: Migration[] = [
       )`,
     ],
   },
+  {
+    version: 3,
+    sql: [
+      // Recipients a submitted message already reached, so a client's retry after a 451
+      // (same Message-ID within minutes) reaches only the others (PROTOCOL.md §7).
+      `CREATE TABLE recent_deliveries (
+        sender TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        rcpt TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (sender, message_id, rcpt)
+      )`,
+      `CREATE INDEX recent_deliveries_by_time ON recent_deliveries(at)`,
+    ],
+  },
 ];

@@ -26,9 +26,7 @@ export class Users implements UserDirectory {
   readonly #isLocal: (domain: string) => boolean;
 
   constructor(private readonly db: Db, localDomains: LocalDomains) {
-    this.#isLocal = typeof localDomains === "function"
-      ? localDomains
-      : (d) => localDomains.has(d);
+    this.#isLocal = typeof localDomains === "function" ? localDomains : (d) => localDomains.has(d);
   }
 
   async lookup(address: string): Promise<LocalUser | null> {
@@ -156,8 +154,13 @@ export class Users implements UserDirectory {
       });
       const owner = taken.rows[0]?.["address"];
       if (owner === al) throw new UserError(`"${al}" is a user, not an alias`);
-      if (owner !== undefined) throw new UserError(`Alias "${al}" already points to "${String(owner)}"`);
-      await tx.execute({ sql: "INSERT INTO aliases (alias, address) VALUES (?, ?)", args: [al, a] });
+      if (owner !== undefined) {
+        throw new UserError(`Alias "${al}" already points to "${String(owner)}"`);
+      }
+      await tx.execute({
+        sql: "INSERT INTO aliases (alias, address) VALUES (?, ?)",
+        args: [al, a],
+      });
       await tx.commit();
     } finally {
       tx.close();

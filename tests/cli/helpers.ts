@@ -35,7 +35,10 @@ export async function runDeno(
 }
 
 /** `stoken <args>` through the test entry (init and user only). */
-export function stoken(args: string[], opts: { stdin?: string; env?: Record<string, string> } = {}) {
+export function stoken(
+  args: string[],
+  opts: { stdin?: string; env?: Record<string, string> } = {},
+) {
   return runDeno(ENTRY, args, opts);
 }
 

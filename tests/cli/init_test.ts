@@ -80,7 +80,14 @@ Deno.test("init refuses to overwrite a setup unless --force, and --force keeps k
     assertMatch(again.stderr, /stoken\.json" already exists: use --force to overwrite it/);
     assertEquals(await Deno.readTextFile(join(dir, "stoken.json")), configText, "untouched");
 
-    const forced = await stoken(["init", "--dir", dir, "--hostname", "other.example.test", "--force"]);
+    const forced = await stoken([
+      "init",
+      "--dir",
+      dir,
+      "--hostname",
+      "other.example.test",
+      "--force",
+    ]);
     assertEquals(forced.code, 0, forced.stderr);
     assertMatch(forced.stdout, /already exists in the database: its password is unchanged/);
     assert(!/^Password:/m.test(forced.stdout), "no new password printed");

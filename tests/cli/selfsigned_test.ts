@@ -15,7 +15,10 @@ Deno.test("the certificate parses in openssl with the requested fields", async (
   try {
     const now = new Date("2030-06-01T12:00:00Z");
     const { certPem, keyPem } = await selfSignedCertificate("mail.example.test", now);
-    assertMatch(certPem, /^-----BEGIN CERTIFICATE-----\n([A-Za-z0-9+/=]{1,64}\n)+-----END CERTIFICATE-----\n$/);
+    assertMatch(
+      certPem,
+      /^-----BEGIN CERTIFICATE-----\n([A-Za-z0-9+/=]{1,64}\n)+-----END CERTIFICATE-----\n$/,
+    );
     assertMatch(keyPem, /^-----BEGIN PRIVATE KEY-----\n[\s\S]+\n-----END PRIVATE KEY-----\n$/);
     const cert = join(dir, "cert.pem");
     const key = join(dir, "key.pem");
@@ -33,8 +36,8 @@ Deno.test("the certificate parses in openssl with the requested fields", async (
     assertMatch(text.out, /Key Usage: critical\s+Digital Signature\n/);
     assertMatch(text.out, /Extended Key Usage:\s+TLS Web Server Authentication\n/);
     assertMatch(text.out, /DNS:mail\.example\.test, DNS:localhost, IP Address:127\.0\.0\.1/);
-    assertMatch(text.out, /Not Before: Jun  1 11:55:00 2030 GMT/);
-    assertMatch(text.out, /Not After : Jun  1 12:00:00 2031 GMT/);
+    assertMatch(text.out, /Not Before: Jun {2}1 11:55:00 2030 GMT/);
+    assertMatch(text.out, /Not After : Jun {2}1 12:00:00 2031 GMT/);
 
     // The signature checks out against its own key, and the key is sound.
     const verify = await openssl([

@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { loadConfig } from "../../src/config.ts";
 import { openDatabase } from "../../src/store/db.ts";
@@ -40,16 +41,21 @@ Deno.test("user add reads the password from stdin (first line) and it verifies",
     assertEquals(await verify(config, "alice@example.test", pw), { address: "alice@example.test" });
 
     // A password without a final newline works too.
-    const r2 = await stoken(["user", "add", "bob@example.org", "--config", config], { stdin: "bobs password" });
+    const r2 = await stoken(["user", "add", "bob@example.org", "--config", config], {
+      stdin: "bobs password",
+    });
     assertEquals(r2.code, 0, r2.stderr);
-    assertEquals(await verify(config, "bob@example.org", "bobs password"), { address: "bob@example.org" });
+    assertEquals(await verify(config, "bob@example.org", "bobs password"), {
+      address: "bob@example.org",
+    });
   });
 });
 
 Deno.test("user add refuses empty and short passwords, duplicates and foreign domains", async () => {
   await withTempDir(async (tmp) => {
     const config = await setup(tmp);
-    const add = (address: string, stdin: string) => stoken(["user", "add", address, "--config", config], { stdin });
+    const add = (address: string, stdin: string) =>
+      stoken(["user", "add", address, "--config", config], { stdin });
     const empty = await add("carol@example.test", "\n");
     assertEquals(empty.code, 1);
     assertMatch(empty.stderr, /Empty password refused/);
@@ -62,7 +68,10 @@ Deno.test("user add refuses empty and short passwords, duplicates and foreign do
     assert(!short.stderr.includes("1234567"), "the password is not echoed in the error");
     const foreign = await add("carol@elsewhere.test", "long enough\n");
     assertEquals(foreign.code, 1);
-    assertMatch(foreign.stderr, /Domain "elsewhere\.test" of "carol@elsewhere\.test" is not in the configured domains/);
+    assertMatch(
+      foreign.stderr,
+      /Domain "elsewhere\.test" of "carol@elsewhere\.test" is not in the configured domains/,
+    );
     const dup = await add("ADMIN@example.test", "long enough\n");
     assertEquals(dup.code, 1);
     assertMatch(dup.stderr, /"admin@example\.test" is already a user or an alias/);
@@ -92,7 +101,10 @@ Deno.test("user list, alias, unalias and remove", async () => {
     assertEquals(list.code, 0, list.stderr);
     const lines = list.stdout.trimEnd().split("\n");
     assertMatch(lines[0]!, /^ADDRESS\s+CREATED\s+ALIASES$/);
-    assertMatch(lines[1]!, /^admin@example\.test\s+\d{4}-\d\d-\d\d \d\d:\d\d UTC\s+postmaster@example\.org$/);
+    assertMatch(
+      lines[1]!,
+      /^admin@example\.test\s+\d{4}-\d\d-\d\d \d\d:\d\d UTC\s+postmaster@example\.org$/,
+    );
     assertEquals(lines.length, 2);
 
     const unalias = await run("unalias", "postmaster@example.org");
@@ -103,7 +115,10 @@ Deno.test("user list, alias, unalias and remove", async () => {
 
     const removed = await run("remove", "admin@example.test");
     assertEquals(removed.code, 0, removed.stderr);
-    assertMatch(removed.stdout, /^Removed user admin@example\.test and its aliases; the Maildir .*\/mail\/example\.test\/admin\/Maildir is kept\n$/);
+    assertMatch(
+      removed.stdout,
+      /^Removed user admin@example\.test and its aliases; the Maildir .*\/mail\/example\.test\/admin\/Maildir is kept\n$/,
+    );
     const empty = await run("list");
     assertEquals(empty.stdout, "No users\n");
     const again = await run("remove", "admin@example.test");
@@ -115,7 +130,9 @@ Deno.test("user list, alias, unalias and remove", async () => {
 Deno.test("user with wrong arguments prints usage and exits 2", async () => {
   await withTempDir(async (tmp) => {
     const config = await setup(tmp);
-    for (const args of [[], ["frobnicate"], ["add"], ["alias", "a@example.test"], ["list", "extra"]]) {
+    for (
+      const args of [[], ["frobnicate"], ["add"], ["alias", "a@example.test"], ["list", "extra"]]
+    ) {
       const r = await stoken(["user", ...args, "--config", config]);
       assertEquals(r.code, 2, args.join(" "));
       assertMatch(r.stderr, /usage: stoken user/);
@@ -132,5 +149,44 @@ Deno.test("user uses $STOKEN_CONFIG when --config is absent", async () => {
     const r = await stoken(["user", "list"], { env: { STOKEN_CONFIG: config } });
     assertEquals(r.code, 0, r.stderr);
     assertMatch(r.stdout, /^ADDRESS/);
+  });
+});
+
+Deno.test("on a terminal, user add prompts twice without echo", async () => {
+  await withTempDir(async (tmp) => {
+    const config = await setup(tmp);
+    const drive = async (address: string, pw1: string, pw2: string) => {
+      const out = await new Deno.Command("python3", {
+        args: [
+          fromFileUrl(new URL("./drive_tty.py", import.meta.url)),
+          Deno.execPath(),
+          "run",
+          "-A",
+          fromFileUrl(new URL("./cli_entry.ts", import.meta.url)),
+          "user",
+          "add",
+          address,
+          "--config",
+          config,
+        ],
+        env: { PW1: pw1, PW2: pw2, NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const dec = new TextDecoder();
+      return { code: out.code, shown: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+    };
+    const ok = await drive("tty@example.test", "typed secret", "typed secret");
+    assertEquals(ok.code, 0, ok.shown + ok.stderr);
+    assertMatch(ok.shown, /Password: \r?\n.*Password again: \r?\n.*Added user tty@example\.test/s);
+    assert(!ok.shown.includes("typed secret"), "no echo");
+    assertEquals(await verify(config, "tty@example.test", "typed secret"), {
+      address: "tty@example.test",
+    });
+
+    const mismatch = await drive("tty2@example.test", "typed secret", "typed secreT");
+    assertEquals(mismatch.code, 1);
+    assertMatch(mismatch.shown, /Passwords do not match/);
+    assert(!mismatch.shown.includes("typed secre"), "no echo");
   });
 });

@@ -1,7 +1,7 @@
 import { stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { failureKind, Maildirs, mailboxDirName } from "../../src/delivery/maildir.ts";
+import { failureKind, mailboxDirName, Maildirs } from "../../src/delivery/maildir.ts";
 import { MemorySpillSpool } from "../../src/delivery/spool.ts";
 import type { SpooledMessage } from "../../src/session/deps.ts";
 
@@ -39,7 +39,9 @@ function pattern(n: number): Uint8Array {
 
 async function message(dir: string, body: Uint8Array, spill = 256 * 1024): Promise<SpooledMessage> {
   const m = await new MemorySpillSpool(join(dir, "spool"), spill).create();
-  for (let off = 0; off < body.length; off += 10_000) await m.write(body.subarray(off, off + 10_000));
+  for (let off = 0; off < body.length; off += 10_000) {
+    await m.write(body.subarray(off, off + 10_000));
+  }
   return m;
 }
 
@@ -50,7 +52,8 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
-const PREFIX = "Received: from client.example (192.0.2.1)\r\n\tby mx.example.test; Mon, 1 Jan 2030\r\n";
+const PREFIX =
+  "Received: from client.example (192.0.2.1)\r\n\tby mx.example.test; Mon, 1 Jan 2030\r\n";
 const NAME_RE = /^(\d+)\.M(\d+)P(\d+)R([0-9a-f]{16})Q(\d+)\.mx\.example\.test,S=(\d+)$/;
 
 Deno.test("deliver writes prefix + body into new/ with a Maildir unique name and ,S=<size>", async () => {
@@ -116,7 +119,7 @@ Deno.test("local parts are mapped so nothing escapes the domain directory", asyn
   assertEquals(mailboxDirName(".."), "%2E.");
   assertEquals(mailboxDirName("."), "%2E");
   assertEquals(mailboxDirName("../../etc/passwd"), "%2E.%2F..%2Fetc%2Fpasswd");
-  assertEquals(mailboxDirName("a b\\c\"d%e"), "a%20b%5Cc%22d%25e");
+  assertEquals(mailboxDirName('a b\\c"d%e'), "a%20b%5Cc%22d%25e");
   assertEquals(mailboxDirName("x\u0000y"), "x%00y");
   // One-to-one: "%" is encoded too, so "a/b" and "a%2Fb" differ.
   assert(mailboxDirName("a/b") !== mailboxDirName("a%2Fb"));
@@ -125,10 +128,17 @@ Deno.test("local parts are mapped so nothing escapes the domain directory", asyn
     const root = join(dir, "mail");
     const md = new Maildirs(root, { fsync: true, hostname: "h" });
     const body = new TextEncoder().encode("x\r\n");
-    const r = await md.deliver({ address: '"../../evil"@example.test' }, "", await message(dir, body));
+    const r = await md.deliver(
+      { address: '"../../evil"@example.test' },
+      "",
+      await message(dir, body),
+    );
     assert(r.ok, JSON.stringify(r));
     assertEquals(dirname(dirname(dirname(dirname(r.path)))), join(root, "example.test"));
-    assertEquals(await walk(dir).then((f) => f.filter((p) => !p.startsWith("mail/example.test/"))), []);
+    assertEquals(
+      await walk(dir).then((f) => f.filter((p) => !p.startsWith("mail/example.test/"))),
+      [],
+    );
     // A domain that is not a host name is refused, not mapped.
     const bad = await md.deliver({ address: "a@.." }, "", await message(dir, body));
     assert(!bad.ok && bad.kind === "temporary");
@@ -141,7 +151,11 @@ Deno.test("a file where the Maildir should be: ok:false and nothing left behind"
     await Deno.mkdir(join(root, "example.test"), { recursive: true });
     await Deno.writeTextFile(join(root, "example.test", "carol"), "not a directory");
     const md = new Maildirs(root, { fsync: true, hostname: "h" });
-    const r = await md.deliver({ address: "carol@example.test" }, PREFIX, await message(dir, pattern(10)));
+    const r = await md.deliver(
+      { address: "carol@example.test" },
+      PREFIX,
+      await message(dir, pattern(10)),
+    );
     assert(!r.ok);
     assertEquals(r.kind, "temporary");
     assert(r.cause.length > 0);

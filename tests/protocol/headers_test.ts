@@ -11,13 +11,18 @@ Deno.test("headerEnd finds the blank line, or -1", () => {
 });
 
 Deno.test("parseHeaderFields unfolds values, keeps raw text, keeps non-field lines", () => {
-  const f = parseHeaderFields("Subject: one\r\n two\r\nsubmission-token:  abc \r\nnot a field\r\nX: y\r\n\r\n");
+  const f = parseHeaderFields(
+    "Subject: one\r\n two\r\nsubmission-token:  abc \r\nnot a field\r\nX: y\r\n\r\n",
+  );
   assertEquals(f.map((x) => [x.name, x.value]), [
     ["Subject", "one two"],
     ["submission-token", "abc"],
     ["", ""],
     ["X", "y"],
   ]);
-  assertEquals(f.map((x) => x.raw).join(""), "Subject: one\r\n two\r\nsubmission-token:  abc \r\nnot a field\r\nX: y\r\n");
+  assertEquals(
+    f.map((x) => x.raw).join(""),
+    "Subject: one\r\n two\r\nsubmission-token:  abc \r\nnot a field\r\nX: y\r\n",
+  );
   assertEquals(fieldsNamed(f, "Submission-Token").length, 1);
 });

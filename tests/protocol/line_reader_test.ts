@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "../assert.ts";
 import { LineReader } from "../../src/protocol/line_reader.ts";
-import { bytes, text } from "./_bytes.ts";
+import { bytes, rng, text } from "./_bytes.ts";
 
 const TOO_LONG = "<too_long>";
 
@@ -206,4 +206,47 @@ Deno.test("LineReader: the limit must be a positive integer", () => {
     threw = true;
   }
   assert(threw);
+});
+
+// Random lines (bare CRs and LFs, 8-bit octets, some over the limit) fed in random chunk
+// sizes, with a takeRest() at a random line: the lines and the rest must come back exactly.
+Deno.test("LineReader: random lines round-trip in random chunks", () => {
+  const next = rng(7_2026);
+  const alphabet = "ab \r\n.\x00\x80\x9f\xe9\xff";
+  const max = 20;
+  for (let round = 0; round < 300; round++) {
+    const lines: string[] = [];
+    const count = 1 + Math.floor(next() * 15);
+    for (let i = 0; i < count; i++) {
+      let line = "";
+      const len = Math.floor(next() * (next() < 0.2 ? 60 : 15));
+      for (let j = 0; j < len; j++) line += alphabet[Math.floor(next() * alphabet.length)];
+      lines.push(line.replaceAll("\r\n", "\r"));
+    }
+    const stop = Math.floor(next() * count); // takeRest after this many lines
+    const input = lines.map((l) => l + "\r\n").join("");
+    const all = bytes(input);
+    const r = new LineReader(max);
+    const got: string[] = [];
+    let rest = "";
+    let o = 0;
+    while (o < all.length) {
+      const n = 1 + Math.floor(next() * (next() < 0.5 ? 3 : 50));
+      r.push(all.slice(o, o + n));
+      o += n;
+      while (got.length < stop) {
+        const l = r.next();
+        if (l === null) break;
+        got.push(l.kind === "line" ? l.text : TOO_LONG);
+      }
+      if (got.length === stop) {
+        rest = text(r.takeRest()) + text(all.subarray(o));
+        break;
+      }
+    }
+    const want = lines.slice(0, stop).map((l) => (l.length > max ? TOO_LONG : l));
+    assertEquals(got, want, `round ${round}`);
+    // Lines over the limit before the cut are gone; the rest is intact after the cut.
+    assertEquals(rest, lines.slice(stop).map((l) => l + "\r\n").join(""), `rest, round ${round}`);
+  }
 });

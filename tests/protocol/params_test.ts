@@ -25,6 +25,8 @@ const params: [string, Param[] | null][] = [
   ["STOKEN=a STOKEN=a", null],
   // Control characters and 8-bit octets anywhere.
   ["SIZE=1\tBODY=8BITMIME", null],
+  ["\t", null],
+  [" \r\n", null],
   ["SIZE=1\x00", null],
   ["SIZE=\x7f", null],
   ["STOKEN=ab\rc", null],

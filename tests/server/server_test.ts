@@ -267,7 +267,11 @@ Deno.test("server: shutdown says 421 4.3.2 to idle sessions, lets a command fini
     assertEquals(await busy.line(), null);
     await stopped;
     assertEquals(server.connections, 0);
-    assertEquals(log.events("disconnect").map((l) => l.reason), ["shutdown", "shutdown", "shutdown"]);
+    assertEquals(log.events("disconnect").map((l) => l.reason), [
+      "shutdown",
+      "shutdown",
+      "shutdown",
+    ]);
     for (const c of [idle, busy, data]) c.close();
   });
 });

@@ -22,6 +22,10 @@ export interface Delivered {
 export interface Fake {
   deps: SessionDeps;
   held: { remote: string; local: string; token: string; source: string }[];
+  /** Remote copies handed to the (fake) outbound side. */
+  sent: { from: string; local: string; rcpt: string; body: string }[];
+  /** Remote recipients the fake outbound side can route, and how sending to them ends. */
+  routes: Map<string, "ok" | "temporary" | "permanent">;
   delivered: Delivered[];
   logs: { event: string; fields: Record<string, unknown> }[];
   sleeps: number[];
@@ -70,6 +74,7 @@ export interface FakeOptions {
   authLimit?: number;
   /** A real TokenService (the engine) instead of the tokenless default. */
   tokens?: TokenService;
+  harvest?: { enabled: boolean; requireAuthPass: boolean };
 }
 
 /** Without a token engine every token check fails: enough for the non-token transcripts. */
@@ -84,6 +89,9 @@ const NO_TOKENS: TokenService = {
 
 export function fakeDeps(opts: FakeOptions = {}): Fake {
   const held: Fake["held"] = [];
+  const sent: Fake["sent"] = [];
+  const routes: Fake["routes"] = new Map();
+  const recent = new Map<string, Set<string>>();
   const heldTokens: HeldTokenStore = {
     put: (remote, local, token, o) => {
       held.push({ remote, local, token, source: o.source });
@@ -132,6 +140,27 @@ export function fakeDeps(opts: FakeOptions = {}): Fake {
     authGuard,
     tokens: opts.tokens ?? NO_TOKENS,
     heldTokens,
+    remote: {
+      routable: (_local, rcpt) => Promise.resolve(routes.has(rcpt)),
+      async deliver(from, local, rcpt, msg) {
+        const how = routes.get(rcpt.toLowerCase());
+        if (how !== "ok") return { ok: false, permanent: how === "permanent", cause: "injected" };
+        let body = "";
+        const dec = new TextDecoder("latin1");
+        for await (const c of msg.chunks()) body += dec.decode(c);
+        sent.push({ from, local, rcpt, body });
+        return { ok: true, path: "relay", detail: "250 fake" };
+      },
+    },
+    recent: {
+      delivered: (sender, id) => Promise.resolve(new Set(recent.get(`${sender} ${id}`) ?? [])),
+      record: (sender, id, rcpt) => {
+        const k = `${sender} ${id}`;
+        recent.set(k, (recent.get(k) ?? new Set()).add(rcpt));
+        return Promise.resolve();
+      },
+    },
+    harvest: opts.harvest ?? { enabled: true, requireAuthPass: false },
     limits: { maxMessageSize: opts.maxMessageSize ?? 10240, maxRecipients: opts.maxRecipients ?? 3 },
     now: () => new Date(Date.UTC(2026, 10, 28, 12, 0, 0)),
     newId: () => `ID${String(++ids).padStart(8, "0")}`,
@@ -141,7 +170,7 @@ export function fakeDeps(opts: FakeOptions = {}): Fake {
     },
     log: (event, fields) => logs.push({ event, fields }),
   };
-  return { deps, held, delivered, logs, sleeps, failures, failFor };
+  return { deps, held, sent, routes, delivered, logs, sleeps, failures, failFor };
 }
 
 export function newSession(

@@ -32,9 +32,13 @@ Deno.test("openDatabase creates the directory and file, in WAL mode, with every 
     const busy = await db.execute("PRAGMA busy_timeout");
     assertEquals(Number(busy.rows[0]?.["timeout"]), 5000);
     assertEquals(await schemaVersion(db), MIGRATIONS.length);
-    const tables = await db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
+    const tables = await db.execute(
+      "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+    );
     const names = tables.rows.map((r) => r["name"]);
-    assert(names.includes("users") && names.includes("aliases") && names.includes("schema_version"));
+    assert(
+      names.includes("users") && names.includes("aliases") && names.includes("schema_version"),
+    );
   } finally {
     db.close();
   }
@@ -114,7 +118,9 @@ Deno.test("openDatabase errors name the URL but never the auth token", async () 
 
   const secret = "sekrit-token-value-1234";
   // Nothing listens on port 1: the connection fails.
-  const e2 = await assertRejects(() => openDatabase(`http://127.0.0.1:1/?authToken=${secret}`, secret));
+  const e2 = await assertRejects(() =>
+    openDatabase(`http://127.0.0.1:1/?authToken=${secret}`, secret)
+  );
   assertMatch(e2.message, /^Cannot open database "http:\/\/127\.0\.0\.1:1\/"/);
   assert(!e2.message.includes(secret), "auth token must not appear in the error");
   await Deno.remove(dir, { recursive: true });

@@ -95,8 +95,14 @@ Deno.test("readKeyFile validates strictly and never prints secrets", async () =>
       [{ ...good, held_token_key: "short" }, /"held_token_key" must be 32 bytes/],
       [{ ...good, token_keys: [{ ...good.token_keys[0], id: "K1234ABCD" }] }, /id must be "k"/],
       // 43 characters whose last one has non-zero unused bits: not canonical base64url.
-      [{ ...good, token_keys: [{ ...good.token_keys[0], secret: secret.slice(0, 42) + "B" }] }, /secret must be/],
-      [{ ...good, token_keys: [{ ...good.token_keys[0], created: "yesterday" }] }, /created must be/],
+      [
+        { ...good, token_keys: [{ ...good.token_keys[0], secret: secret.slice(0, 42) + "B" }] },
+        /secret must be/,
+      ],
+      [
+        { ...good, token_keys: [{ ...good.token_keys[0], created: "yesterday" }] },
+        /created must be/,
+      ],
       [{ ...good, token_keys: [good.token_keys[0], good.token_keys[0]] }, /duplicate key id/],
     ];
     for (const [json, re] of cases) {

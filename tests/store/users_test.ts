@@ -107,8 +107,14 @@ Deno.test("admin methods refuse bad input with clear messages", async () => {
         "INSERT INTO users (address, password_hash, created_at) VALUES ('alice@example.test', 'x', 1)",
       );
       const msg = async (fn: () => Promise<unknown>) => (await assertRejects(fn)).message;
-      assertMatch(await msg(() => users.add("alice@EXAMPLE.test", "pw")), /^User "alice@example.test" already exists$/);
-      assertMatch(await msg(() => users.add("no-at-sign", "pw")), /^Invalid user address: "no-at-sign"$/);
+      assertMatch(
+        await msg(() => users.add("alice@EXAMPLE.test", "pw")),
+        /^User "alice@example.test" already exists$/,
+      );
+      assertMatch(
+        await msg(() => users.add("no-at-sign", "pw")),
+        /^Invalid user address: "no-at-sign"$/,
+      );
       assertMatch(
         await msg(() => users.add("carol@elsewhere.test", "pw")),
         /^Domain "elsewhere.test" of "carol@elsewhere.test" is not in the configured domains$/,
@@ -132,7 +138,10 @@ Deno.test("admin methods refuse bad input with clear messages", async () => {
         /^Alias "info@example.test" already points to "alice@example.test"$/,
       );
       // A user cannot take an address that is already an alias.
-      assertMatch(await msg(() => users.add("info@example.test", "password")), /is already an alias/);
+      assertMatch(
+        await msg(() => users.add("info@example.test", "password")),
+        /is already an alias/,
+      );
     } finally {
       db.close();
     }

@@ -1,6 +1,10 @@
 // Reading and rewriting the header section of a spooled message without loading the body.
-import { type HeaderField, headerEnd, parseHeaderFields } from "../protocol/headers.ts";
-import type { SpooledMessage } from "../session/deps.ts";
+import { type HeaderField, headerEnd, parseHeaderFields } from "./headers.ts";
+/** What these functions read: a message that can be iterated any number of times. */
+export interface MessageSource {
+  readonly size: number;
+  chunks(): AsyncIterable<Uint8Array>;
+}
 
 /** A header section larger than this is not parsed (it is passed on untouched). */
 const MAX_HEAD = 256 * 1024;
@@ -17,7 +21,7 @@ export interface Head {
 }
 
 /** The message's header section; empty (length 0) if there is none we can parse. */
-export async function readHead(msg: SpooledMessage): Promise<Head> {
+export async function readHead(msg: MessageSource): Promise<Head> {
   const parts: Uint8Array[] = [];
   let have = 0;
   for await (const chunk of msg.chunks()) {
@@ -59,7 +63,7 @@ export function latin1Bytes(s: string): Uint8Array {
  */
 export async function* replaceHead(
   head: string,
-  msg: SpooledMessage,
+  msg: MessageSource,
   skip: number,
 ): AsyncIterable<Uint8Array> {
   yield latin1Bytes(head);

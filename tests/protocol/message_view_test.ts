@@ -1,4 +1,4 @@
-import { headWithout, readHead, replaceHead } from "../../src/delivery/message_view.ts";
+import { headWithout, readHead, replaceHead } from "../../src/protocol/message_view.ts";
 import type { SpooledMessage } from "../../src/session/deps.ts";
 import { assertEquals } from "../assert.ts";
 
@@ -22,10 +22,13 @@ async function text(it: AsyncIterable<Uint8Array>): Promise<string> {
 }
 
 Deno.test("readHead + headWithout + replaceHead drop a field and keep the body byte for byte", async () => {
-  const m = message("Subject: a\r\nSubmission-Token: secret\r\nSubmission-Token: x\r\n y\r\nTo: b\r\n\r\nbody\r\n.x\r\n");
+  const m = message(
+    "Subject: a\r\nSubmission-Token: secret\r\nSubmission-Token: x\r\n y\r\nTo: b\r\n\r\nbody\r\n.x\r\n",
+  );
   const h = await readHead(m);
   assertEquals(h.fields.length, 4);
-  const head = "Submission-Token: new\r\n" + headWithout(h, (f) => f.name.toLowerCase() === "submission-token");
+  const head = "Submission-Token: new\r\n" +
+    headWithout(h, (f) => f.name.toLowerCase() === "submission-token");
   assertEquals(
     await text(replaceHead(head, m, h.length)),
     "Submission-Token: new\r\nSubject: a\r\nTo: b\r\n\r\nbody\r\n.x\r\n",
@@ -36,9 +39,15 @@ Deno.test("a message without a blank line is all head; one without headers has a
   const a = message("Subject: a\r\nTo: b\r\n");
   const ha = await readHead(a);
   assertEquals([ha.length, ha.blank, ha.fields.length], [19, false, 2]);
-  assertEquals(await text(replaceHead(headWithout(ha, () => false), a, ha.length)), "Subject: a\r\nTo: b\r\n");
+  assertEquals(
+    await text(replaceHead(headWithout(ha, () => false), a, ha.length)),
+    "Subject: a\r\nTo: b\r\n",
+  );
   const b = message("\r\nbody only\r\n");
   const hb = await readHead(b);
   assertEquals([hb.length, hb.blank, hb.fields.length], [2, true, 0]);
-  assertEquals(await text(replaceHead("X: 1\r\n" + headWithout(hb, () => false), b, hb.length)), "X: 1\r\n\r\nbody only\r\n");
+  assertEquals(
+    await text(replaceHead("X: 1\r\n" + headWithout(hb, () => false), b, hb.length)),
+    "X: 1\r\n\r\nbody only\r\n",
+  );
 });
