@@ -103,7 +103,7 @@ async function main(): Promise<void> {
 
   const pkg = nativePackage(process.platform, process.arch);
   const embedded = new Set<string>();
-  const tmp = `${outfile}.tmp`;
+  const tmp = `${outfile}.${process.pid}.tmp`;
   await mkdir(dirname(outfile), { recursive: true });
   await rm(hashFile, { force: true });
   const started = performance.now();

@@ -8,7 +8,7 @@ import { run as runUser } from "./user.ts";
 const USAGE = `usage: stoken <command> [options]
 
 commands:
-  init [--dir DIR] [--domain DOMAIN] [--hostname HOST] [--user ADDRESS] [--system]
+  init [--dir DIR] [--domain DOMAIN] [--hostname HOST] [--user ADDRESS] [--system] [--force]
                       write a working setup: config, key file, certificate, database, first user
   serve [--config FILE]
                       run the server in the foreground

@@ -7,7 +7,7 @@ import { Buffer } from "node:buffer";
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { chmod, lstat, readFile, unlink } from "node:fs/promises";
 import process from "node:process";
-import { clearTimeout, setTimeout } from "node:timers";
+import { clearTimeout, setImmediate, setTimeout } from "node:timers";
 import type { Conn, Listener, ListenSpec, TlsCredentials, TlsSource } from "./types.ts";
 
 /** Longest a TLS handshake may take before the connection is dropped. */
@@ -168,9 +168,9 @@ export class NodeConn implements Conn {
     const after = this.#queue.filter((r) => r.writes === this.#writes).map((r) => r.chunk);
     this.#detach();
     if (after.length > 0) sock.unshift(Buffer.concat(after));
-    const { socket, done } = serverHandshake(sock, source);
-    this.#upgrading = socket;
     try {
+      const { socket, done } = serverHandshake(sock, source);
+      this.#upgrading = socket;
       const secured = await done;
       return new NodeConn(secured, true, this.remoteAddress, this.remotePort);
     } catch (e) {
@@ -248,7 +248,6 @@ class NodeListener implements Listener {
   readonly addr: string;
   readonly port: number;
   #server: net.Server;
-  #path: string | null;
   #ready: Conn[] = [];
   #takers: ((r: IteratorResult<Conn>) => void)[] = [];
   #handshakes = new Set<net.Socket>();
@@ -258,7 +257,6 @@ class NodeListener implements Listener {
     this.#server = server;
     const a = server.address();
     this.port = typeof a === "object" && a !== null ? a.port : 0;
-    this.#path = spec.kind === "unix" ? spec.path : null;
     this.addr = spec.kind === "unix" ? describe(spec) : describe({ ...spec, port: this.port });
     server.on("connection", (sock: net.Socket) => this.#onConnection(sock, spec));
     // Accept errors (EMFILE, ECONNABORTED) are transient and per connection: keep listening.
@@ -279,8 +277,15 @@ class NodeListener implements Listener {
     // Implicit TLS (RFC 8314): yield the connection only once the handshake succeeded;
     // a failed handshake costs the listener nothing.
     sock.on("error", ignore);
+    let done: Promise<tls.TLSSocket>;
+    try {
+      done = serverHandshake(sock, spec.tls).done;
+    } catch {
+      // Unusable credentials (the TlsSource threw or the PEM is bad): refuse this client only.
+      sock.destroy();
+      return;
+    }
     this.#handshakes.add(sock);
-    const { done } = serverHandshake(sock, spec.tls);
     done.then(
       (t) => this.#push(new NodeConn(t, true, ip, port)),
       () => sock.destroy(),
@@ -316,7 +321,9 @@ class NodeListener implements Listener {
     for (const c of this.#ready.splice(0)) c.close();
     for (const s of this.#handshakes) s.destroy();
     this.#handshakes.clear();
-    if (this.#path !== null) await unlink(this.#path).catch(() => {});
+    // The runtime removes a unix socket file on close. Removing it here as well could delete
+    // the socket of a new instance that bound the path in between.
+    await new Promise((resolve) => setImmediate(resolve));
   }
 }
 

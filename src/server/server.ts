@@ -113,7 +113,7 @@ export class Server {
 
   /** Bind every listener, then start accepting. If one bind fails, none stay bound. */
   async start(): Promise<void> {
-    if (this.#started) throw new Error("Server already started");
+    if (this.#started || this.#stopping) throw new Error("Server already started");
     this.#started = true;
     const bound: { kind: ListenerKind; listener: Listener }[] = [];
     for (const { kind, spec } of this.#opts.listeners) {

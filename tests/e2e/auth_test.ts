@@ -24,20 +24,23 @@ async function authenticated(srv: TestServer): Promise<SmtpConn> {
   return c;
 }
 
-e2eTest("user add: the new user authenticates, also after a restart; a wrong password gets 535", async () => {
-  await using srv = await startServer({ limits: { auth_failure_delay_ms: DELAY_MS } });
-  const carol = "carol@example.test";
-  const add = await srv.cli(["user", "add", carol], "carol-password-0123\n");
-  assertEquals(add.code, 0, `user add failed: ${add.stderr}`);
-  assertEquals((await login(srv, carol, "carol-password-0123")).auth?.[0], 235);
+e2eTest(
+  "user add: the new user authenticates, also after a restart; a wrong password gets 535",
+  async () => {
+    await using srv = await startServer({ limits: { auth_failure_delay_ms: DELAY_MS } });
+    const carol = "carol@example.test";
+    const add = await srv.cli(["user", "add", carol], "carol-password-0123\n");
+    assertEquals(add.code, 0, `user add failed: ${add.stderr}`);
+    assertEquals((await login(srv, carol, "carol-password-0123")).auth?.[0], 235);
 
-  await srv.restart();
-  assertEquals((await login(srv, carol, "carol-password-0123")).auth?.[0], 235);
-  assertEquals((await login(srv, srv.user, srv.password)).auth?.[0], 235);
-  const wrong = await login(srv, carol, "not-her-password");
-  assertEquals(wrong.auth, null);
-  assertMatch(wrong.error ?? "", /^535 5\.7\.8 /);
-});
+    await srv.restart();
+    assertEquals((await login(srv, carol, "carol-password-0123")).auth?.[0], 235);
+    assertEquals((await login(srv, srv.user, srv.password)).auth?.[0], 235);
+    const wrong = await login(srv, carol, "not-her-password");
+    assertEquals(wrong.auth, null);
+    assertMatch(wrong.error ?? "", /^535 5\.7\.8 /);
+  },
+);
 
 e2eTest("a failed AUTH takes at least limits.auth_failure_delay_ms", async () => {
   await using srv = await startServer({ limits: { auth_failure_delay_ms: DELAY_MS } });
@@ -57,46 +60,49 @@ e2eTest("a failed AUTH takes at least limits.auth_failure_delay_ms", async () =>
   }
 });
 
-e2eTest("after limits.auth_failure_limit failures: 421 4.7.0 and the connection is closed", async () => {
-  await using srv = await startServer({
-    limits: { auth_failure_delay_ms: 10, auth_failure_limit: LIMIT },
-  });
-  const c = await authenticated(srv);
-  const codes: number[] = [];
-  try {
-    for (let i = 0; i <= LIMIT; i++) {
-      const r = await c.command(`AUTH PLAIN ${authPlain(srv.user, `wrong-${i}`)}`);
-      codes.push(r.code);
-      if (r.code === 421) {
-        assertMatch(r.text, /^4\.7\.0 /);
-        break;
+e2eTest(
+  "after limits.auth_failure_limit failures: 421 4.7.0 and the connection is closed",
+  async () => {
+    await using srv = await startServer({
+      limits: { auth_failure_delay_ms: 10, auth_failure_limit: LIMIT },
+    });
+    const c = await authenticated(srv);
+    const codes: number[] = [];
+    try {
+      for (let i = 0; i <= LIMIT; i++) {
+        const r = await c.command(`AUTH PLAIN ${authPlain(srv.user, `wrong-${i}`)}`);
+        codes.push(r.code);
+        if (r.code === 421) {
+          assertMatch(r.text, /^4\.7\.0 /);
+          break;
+        }
+        assertEquals(r.code, 535, r.lines.join("\n"));
       }
-      assertEquals(r.code, 535, r.lines.join("\n"));
+      // The limit-th failure or the attempt after it is the last one answered.
+      assert(
+        codes.at(-1) === 421 && codes.length >= LIMIT && codes.length <= LIMIT + 1,
+        `replies to ${codes.length} failed attempts: ${codes.join(" ")}`,
+      );
+      assert(await c.closedByPeer(10_000), "connection closed after 421");
+    } finally {
+      c.close();
     }
-    // The limit-th failure or the attempt after it is the last one answered.
-    assert(
-      codes.at(-1) === 421 && codes.length >= LIMIT && codes.length <= LIMIT + 1,
-      `replies to ${codes.length} failed attempts: ${codes.join(" ")}`,
-    );
-    assert(await c.closedByPeer(10_000), "connection closed after 421");
-  } finally {
-    c.close();
-  }
 
-  // The limit is per client address: a new connection from 127.0.0.1 is refused too, even
-  // with the right password, at the greeting or at AUTH.
-  const d = await SmtpConn.tls(srv.ports.submissions);
-  try {
-    const greeting = await d.readReply();
-    if (greeting.code === 220) {
-      assertEquals((await d.command("EHLO client.example.test")).code, 250);
-      const r = await d.command(`AUTH PLAIN ${authPlain(srv.user, srv.password)}`);
-      assertEquals(r.code, 421, r.lines.join("\n"));
-      assertMatch(r.text, /^4\.7\.0 /);
-    } else {
-      assertEquals(greeting.code, 421, greeting.lines.join("\n"));
+    // The limit is per client address: a new connection from 127.0.0.1 is refused too, even
+    // with the right password, at the greeting or at AUTH.
+    const d = await SmtpConn.tls(srv.ports.submissions);
+    try {
+      const greeting = await d.readReply();
+      if (greeting.code === 220) {
+        assertEquals((await d.command("EHLO client.example.test")).code, 250);
+        const r = await d.command(`AUTH PLAIN ${authPlain(srv.user, srv.password)}`);
+        assertEquals(r.code, 421, r.lines.join("\n"));
+        assertMatch(r.text, /^4\.7\.0 /);
+      } else {
+        assertEquals(greeting.code, 421, greeting.lines.join("\n"));
+      }
+    } finally {
+      d.close();
     }
-  } finally {
-    d.close();
-  }
-});
+  },
+);

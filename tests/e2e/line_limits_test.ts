@@ -38,11 +38,15 @@ async function longLine(totalBytes: number, label: string) {
   }
 }
 
-e2eTest("a 1 MB command line without a newline: 500 5.5.6, the session goes on", () =>
-  longLine(MiB, "1 MiB line"));
+e2eTest(
+  "a 1 MB command line without a newline: 500 5.5.6, the session goes on",
+  () => longLine(MiB, "1 MiB line"),
+);
 
-e2eTest("a 128 MB command line: still one 500 5.5.6 and bounded server memory", () =>
-  longLine(128 * MiB, "128 MiB line"));
+e2eTest(
+  "a 128 MB command line: still one 500 5.5.6 and bounded server memory",
+  () => longLine(128 * MiB, "128 MiB line"),
+);
 
 e2eTest("a long line on submission before TLS: 500 5.5.6, then STARTTLS still works", async () => {
   await using srv = await startServer();

@@ -10,7 +10,9 @@ e2eTest("openssl s_client -starttls smtp: EHLO, AUTH PLAIN, QUIT", async () => {
     ...["s_client", "-starttls", "smtp", "-connect", `127.0.0.1:${srv.ports.submission}`],
     "-quiet",
   ], {
-    stdin: `EHLO client.example.test\r\nAUTH PLAIN ${authPlain(srv.user, srv.password)}\r\nQUIT\r\n`,
+    stdin: `EHLO client.example.test\r\nAUTH PLAIN ${
+      authPlain(srv.user, srv.password)
+    }\r\nQUIT\r\n`,
     timeoutMs: 60_000,
   });
   assertEquals(r.code, 0, `openssl failed:\n${r.stdout}${r.stderr}`);

@@ -12,41 +12,44 @@ function body(bytes: number): string {
   return "Subject: big\r\n\r\n" + line.repeat(Math.ceil(bytes / line.length)) + ".\r\n";
 }
 
-e2eTest("LMTP: SIZE advertised, SIZE= over the limit and an oversized message get 552 5.3.4", async () => {
-  await using srv = await startServer({ limits: { max_message_size: LIMIT } });
-  const c = await SmtpConn.tcp(srv.ports.lmtp);
-  try {
-    assertEquals((await c.readReply()).code, 220);
-    const lhlo = await c.command("LHLO mta.example.test");
-    assertMatch(lhlo.text, new RegExp(`^SIZE ${LIMIT}$`, "m"));
+e2eTest(
+  "LMTP: SIZE advertised, SIZE= over the limit and an oversized message get 552 5.3.4",
+  async () => {
+    await using srv = await startServer({ limits: { max_message_size: LIMIT } });
+    const c = await SmtpConn.tcp(srv.ports.lmtp);
+    try {
+      assertEquals((await c.readReply()).code, 220);
+      const lhlo = await c.command("LHLO mta.example.test");
+      assertMatch(lhlo.text, new RegExp(`^SIZE ${LIMIT}$`, "m"));
 
-    const sized = await c.command(`MAIL FROM:<sender@remote.test> SIZE=${LIMIT + 1}`);
-    assertEquals(sized.code, 552, sized.lines.join("\n"));
-    assertMatch(sized.text, /^5\.3\.4 /);
+      const sized = await c.command(`MAIL FROM:<sender@remote.test> SIZE=${LIMIT + 1}`);
+      assertEquals(sized.code, 552, sized.lines.join("\n"));
+      assertMatch(sized.text, /^5\.3\.4 /);
 
-    // The refused MAIL left no transaction: a new one starts cleanly.
-    assertEquals((await c.command(`MAIL FROM:<sender@remote.test> SIZE=${LIMIT}`)).code, 250);
-    assertEquals((await c.command(`RCPT TO:<${srv.user}>`)).code, 250);
-    assertEquals((await c.command("DATA")).code, 354);
-    await c.write(body(LIMIT * 2));
-    const r = await c.readReply();
-    assertEquals(r.code, 552, r.lines.join("\n"));
-    assertMatch(r.text, /^5\.3\.4 /);
-    assertEquals((await c.command("NOOP")).code, 250);
+      // The refused MAIL left no transaction: a new one starts cleanly.
+      assertEquals((await c.command(`MAIL FROM:<sender@remote.test> SIZE=${LIMIT}`)).code, 250);
+      assertEquals((await c.command(`RCPT TO:<${srv.user}>`)).code, 250);
+      assertEquals((await c.command("DATA")).code, 354);
+      await c.write(body(LIMIT * 2));
+      const r = await c.readReply();
+      assertEquals(r.code, 552, r.lines.join("\n"));
+      assertMatch(r.text, /^5\.3\.4 /);
+      assertEquals((await c.command("NOOP")).code, 250);
 
-    // A message under the limit on the same session is delivered.
-    assertEquals((await c.command("MAIL FROM:<sender@remote.test>")).code, 250);
-    assertEquals((await c.command(`RCPT TO:<${srv.user}>`)).code, 250);
-    assertEquals((await c.command("DATA")).code, 354);
-    await c.write(body(LIMIT / 2));
-    assertEquals((await c.readReply()).code, 250);
-    assertEquals((await c.command("QUIT")).code, 221);
-  } finally {
-    c.close();
-  }
-  assertEquals((await srv.maildir(srv.user)).length, 1);
-  assertEquals(await srv.maildir(srv.user, "tmp"), []);
-});
+      // A message under the limit on the same session is delivered.
+      assertEquals((await c.command("MAIL FROM:<sender@remote.test>")).code, 250);
+      assertEquals((await c.command(`RCPT TO:<${srv.user}>`)).code, 250);
+      assertEquals((await c.command("DATA")).code, 354);
+      await c.write(body(LIMIT / 2));
+      assertEquals((await c.readReply()).code, 250);
+      assertEquals((await c.command("QUIT")).code, 221);
+    } finally {
+      c.close();
+    }
+    assertEquals((await srv.maildir(srv.user)).length, 1);
+    assertEquals(await srv.maildir(srv.user, "tmp"), []);
+  },
+);
 
 e2eTest("submission: an oversized message gets 552 5.3.4 and the session goes on", async () => {
   await using srv = await startServer({ limits: { max_message_size: LIMIT } });

@@ -127,11 +127,15 @@ async function lmtpThreeRecipients(useSocket: boolean) {
   assertEquals(await srv.maildir(nobody), []);
 }
 
-e2eTest("smtplib.LMTP over TCP: three recipients, the unknown one refused with 5.1.1", () =>
-  lmtpThreeRecipients(false));
+e2eTest(
+  "smtplib.LMTP over TCP: three recipients, the unknown one refused with 5.1.1",
+  () => lmtpThreeRecipients(false),
+);
 
-e2eTest("smtplib.LMTP over the unix socket: three recipients, one unknown", () =>
-  lmtpThreeRecipients(true));
+e2eTest(
+  "smtplib.LMTP over the unix socket: three recipients, one unknown",
+  () => lmtpThreeRecipients(true),
+);
 
 e2eTest("smtplib: the Received header names the authenticated protocol and recipient", async () => {
   await using srv = await startServer();

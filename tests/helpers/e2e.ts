@@ -35,7 +35,9 @@ export async function readLatin1(path: string): Promise<string> {
 /** The first Received header of a stored message, unfolded. */
 export function receivedHeader(message: string): string {
   const m = /^Received:[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*/m.exec(message);
-  if (!m) throw new AssertionError(`No Received header in ${JSON.stringify(message.slice(0, 500))}`);
+  if (!m) {
+    throw new AssertionError(`No Received header in ${JSON.stringify(message.slice(0, 500))}`);
+  }
   return m[0].replace(/\r?\n[ \t]+/g, " ");
 }
 

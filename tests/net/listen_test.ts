@@ -214,6 +214,35 @@ Deno.test("implicit TLS: a failed handshake is dropped and the listener keeps se
   await l.close();
 });
 
+Deno.test("TLS: credentials that cannot be used fail that connection only", async () => {
+  const { cert, key } = await certs;
+  let broken = true;
+  const source = () => {
+    if (broken) throw new Error("no credentials");
+    return { cert, key };
+  };
+  const l = await listen({ kind: "tcp", host: "127.0.0.1", port: 0, tls: source });
+  await assertRejects(() => LineClient.tls(l.port, cert));
+  broken = false;
+  const client = await LineClient.tls(l.port, cert);
+  const conn = await acceptOne(l);
+  assertEquals(conn.secure, true);
+  conn.close();
+  client.close();
+  // STARTTLS with the broken source: startTls() rejects and the client is hung up on.
+  broken = true;
+  await l.close();
+  const l2 = await listen({ kind: "tcp", host: "127.0.0.1", port: 0 });
+  const p2 = await LineClient.tcp(l2.port);
+  const conn2 = await acceptOne(l2);
+  const e = await assertRejects(() => conn2.startTls(source));
+  assertMatch(e.message, /no credentials/);
+  conn2.close();
+  assertEquals(await p2.line(), null);
+  p2.close();
+  await l2.close();
+});
+
 Deno.test("implicit TLS: new credentials apply to new connections only", async () => {
   const a = await certs;
   const b = await makeCert();
