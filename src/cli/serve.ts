@@ -18,6 +18,12 @@ import { LibsqlTokenStore } from "../store/tokens.ts";
 import { TokenEngine } from "../tokens/engine.ts";
 import { configPath } from "./config_path.ts";
 import { newDeliveryId } from "../delivery/ids.ts";
+import { Outbound } from "../delivery/outbound.ts";
+import { discover } from "../client/discovery.ts";
+import { SmtpClient } from "../client/smtp_client.ts";
+import { makeResolver } from "../net/dns.ts";
+import { LibsqlRecentDeliveries } from "../store/recent.ts";
+import { readFile } from "node:fs/promises";
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: "string" } }, strict: true });
@@ -29,16 +35,19 @@ export async function run(args: string[]): Promise<number> {
   const keyFile = await readKeyFile(config.key_file);
   const db = await openDatabase(config.database.url, config.database.auth_token);
   const tokens = await TokenEngine.create(keyFile, new LibsqlTokenStore(db), tokenPolicy(config));
+  const heldTokens = new HeldTokens(db, keyFile);
   const deps: SessionDeps = {
     ...sessionDeps(config, db, log),
     tokens,
-    heldTokens: new HeldTokens(db, keyFile),
+    heldTokens,
+    remote: await outbound(config, tokens, heldTokens, log),
   };
   const tls = () => credentials;
 
   const server = new Server({
     listeners: listenerSpecs(config, tls),
-    makeSession: (info) => new Session(deps, info),
+    makeSession: (info, sessionLog) =>
+      new Session({ ...deps, log: (event, fields) => sessionLog.info(event, fields) }, info),
     tls,
     limits: {
       maxConnections: config.limits.max_connections,
@@ -92,7 +101,7 @@ function sessionDeps(
   config: Config,
   db: Awaited<ReturnType<typeof openDatabase>>,
   log: Logger,
-): Omit<SessionDeps, "tokens" | "heldTokens"> {
+): Omit<SessionDeps, "tokens" | "heldTokens" | "remote"> {
   const domains = new Set(config.domains);
   return {
     hostname: config.hostname,
@@ -109,9 +118,55 @@ function sessionDeps(
       maxMessageSize: config.limits.max_message_size,
       maxRecipients: config.limits.max_recipients,
     },
+    recent: new LibsqlRecentDeliveries(db),
+    harvest: { enabled: config.harvest.enabled, requireAuthPass: config.harvest.require_auth_pass },
     now: () => new Date(),
     newId: newDeliveryId,
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     log: (event, fields) => log.info(event, fields),
   };
+}
+
+async function readCa(path: string, what: string): Promise<string | undefined> {
+  if (path === "") return undefined;
+  try {
+    return await readFile(path, "utf8");
+  } catch (e) {
+    throw new Error(`Cannot read ${what} "${path}": ${(e as Error).message}`);
+  }
+}
+
+/** The Remote Client and the smarthost relay (PROTOCOL.md §7–§8). */
+async function outbound(
+  config: Config,
+  tokens: TokenEngine,
+  held: HeldTokens,
+  log: Logger,
+): Promise<Outbound> {
+  const resolver = makeResolver([...config.remote.dns_servers]);
+  const remoteCa = await readCa(config.remote.ca_file, "remote.ca_file");
+  const relayCa = await readCa(config.relay.ca_file, "relay.ca_file");
+  const r = config.relay;
+  return new Outbound({
+    hostname: config.hostname,
+    relay: r.host === "" ? null : {
+      host: r.host,
+      port: r.port,
+      tls: r.tls,
+      username: r.username,
+      password: r.password,
+      ...(relayCa === undefined ? {} : { ca: relayCa }),
+      timeoutMs: r.timeout_s * 1000,
+    },
+    remote: {
+      enabled: config.remote.enabled,
+      timeoutMs: config.remote.timeout_s * 1000,
+      ...(remoteCa === undefined ? {} : { ca: remoteCa }),
+    },
+    tokens,
+    held,
+    discover: (domain) => discover(domain, resolver),
+    open: (o) => SmtpClient.open(o),
+    log: (event, fields) => log.info(event, fields),
+  });
 }

@@ -20,8 +20,9 @@ export const MAX_REPLY_LINE = 4096;
 /** Most lines accepted in one reply (an EHLO list is the longest seen in practice). */
 export const MAX_REPLY_LINES = 100;
 
-// Reply-code = %x32-35 %x30-35 %x30-39, then SP or "-" or the end of the line (RFC 5321 §4.2).
-const REPLY_LINE = /^([2-5][0-5][0-9])(?:([ -])(.*))?$/s;
+// Reply-code = %x32-35 %x30-35 %x30-39, then SP or "-" or the end of the line (RFC 5321 §4.2);
+// "." stops at a bare CR or LF, so a line holding one is malformed.
+const REPLY_LINE = /^([2-5][0-5][0-9])(?:([ -])(.*))?$/;
 // status-code = class "." subject "." detail, class 2, 4 or 5 (RFC 3463 §2).
 const ENHANCED = /^([245]\.[0-9]{1,3}\.[0-9]{1,3})(?: |$)/;
 

@@ -213,6 +213,7 @@ function lingeringClose(sock: net.Socket): void {
   const timer = setTimeout(() => sock.destroy(), LINGER_MS);
   // A lingering socket must not keep the process alive after shutdown.
   timer.unref();
+  sock.unref();
   sock.once("close", () => clearTimeout(timer));
   sock.resume();
   sock.end();

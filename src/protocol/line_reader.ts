@@ -33,23 +33,36 @@ function latin1Bytes(s: string, out: Uint8Array, at: number): number {
   return at + s.length;
 }
 
+// A line over the limit, in the queue. Its text is kept only while a complete line waits
+// ahead of it: that line may be DATA, and then this one is message content (takeRest).
+interface TooLong {
+  readonly raw: string | undefined;
+}
+
+type Item = string | TooLong;
+
 /**
  * Splits pushed bytes into CRLF-terminated lines.
  *
  * Each pushed chunk is decoded once; complete lines wait in a queue as slices of that
- * text until next() takes them. At most one partial line is kept, as bytes, never longer
- * than maxLine + 1. A partial line that grows past maxLine is queued as "too_long" at
- * once, and the rest of it, up to and including its CRLF, is dropped as it arrives.
+ * text until next() takes them. At most one partial line is kept, as bytes. A line
+ * longer than maxLine is reported as "too_long" once, as soon as nothing waits ahead of
+ * it, and from then on the rest of it, up to and including its CRLF, is dropped as it
+ * arrives. So when the caller takes lines as they come, the reader never holds more than
+ * maxLine + 1 bytes between pushes, however long the line. Bytes are only ever dropped
+ * when no complete line waits ahead, so takeRest() right after a line is always exact.
  */
 export class LineReader {
   readonly #maxLine: number;
-  // Complete lines without their CRLF; null stands for "too_long".
-  #queue: (string | null)[] = [];
+  #queue: (Item | undefined)[] = [];
   #head = 0;
   #queuedBytes = 0;
+  // How many complete lines (not TooLong) wait in the queue.
+  #linesWaiting = 0;
   // The partial line (no CRLF yet), possibly ending with the CR of a CRLF still to come.
-  // Kept as a copy so that no pushed chunk stays referenced while a client idles.
-  readonly #partial: Uint8Array;
+  // Kept as a copy so that no pushed chunk stays referenced while a client idles. It only
+  // grows past maxLine + 1 while a line waits ahead of it.
+  #partial: Uint8Array;
   #partialLen = 0;
   // Dropping the rest of an over-long line; #discardCR: the last dropped byte was a CR.
   #discarding = false;
@@ -63,7 +76,7 @@ export class LineReader {
     this.#partial = new Uint8Array(maxLine + 1);
   }
 
-  /** Bytes currently held: queued complete lines (with their CRLF) plus the partial line. */
+  /** Bytes currently held: queued lines (with their CRLF) plus the partial line. */
   get buffered(): number {
     return this.#queuedBytes + this.#partialLen;
   }
@@ -101,7 +114,8 @@ export class LineReader {
     for (;;) {
       const cr = text.indexOf("\r\n", k);
       if (cr < 0) break;
-      this.#enqueue(cr - k > this.#maxLine ? null : text.slice(k, cr));
+      if (cr - k > this.#maxLine) this.#enqueueTooLong(() => text.slice(k, cr));
+      else this.#enqueueLine(text.slice(k, cr));
       k = cr + 2;
     }
     if (k < text.length) this.#growPartial(chunk, i + k, n);
@@ -109,30 +123,43 @@ export class LineReader {
 
   /** The next complete line, or null when more input is needed. */
   next(): Line | null {
-    if (this.#head >= this.#queue.length) return null;
+    if (this.#head >= this.#queue.length) {
+      // A partial line kept past the limit while lines waited ahead: its turn has come.
+      if (this.#partialContentLen() > this.#maxLine) {
+        this.#startDiscarding(this.#partial[this.#partialLen - 1] === CR);
+        return TOO_LONG;
+      }
+      return null;
+    }
     const item = this.#queue[this.#head];
-    this.#queue[this.#head] = null;
+    this.#queue[this.#head] = undefined;
     this.#head++;
     if (this.#head === this.#queue.length) {
       this.#queue = [];
       this.#head = 0;
     }
-    if (item === null || item === undefined) return TOO_LONG;
+    if (item === undefined) return null; // not reached: the queue holds no holes ahead
+    if (typeof item !== "string") {
+      if (item.raw !== undefined) this.#queuedBytes -= item.raw.length + 2;
+      return TOO_LONG;
+    }
     this.#queuedBytes -= item.length + 2;
+    this.#linesWaiting--;
     return { kind: "line", text: item };
   }
 
   /**
    * Removes and returns every buffered byte not yet taken by next(), for the switch to
-   * DATA. Queued "too_long" markers have no bytes left to return; the reader starts over.
+   * DATA; the reader starts over. Exact when called right after next() returned a line.
    */
   takeRest(): Uint8Array {
     const out = new Uint8Array(this.buffered);
     let o = 0;
     for (let j = this.#head; j < this.#queue.length; j++) {
       const item = this.#queue[j];
-      if (item === null || item === undefined) continue;
-      o = latin1Bytes(item, out, o);
+      const line = typeof item === "string" ? item : item?.raw;
+      if (line === undefined) continue;
+      o = latin1Bytes(line, out, o);
       out[o++] = CR;
       out[o++] = LF;
     }
@@ -146,14 +173,27 @@ export class LineReader {
     this.#queue = [];
     this.#head = 0;
     this.#queuedBytes = 0;
-    this.#partialLen = 0;
+    this.#linesWaiting = 0;
+    this.#dropPartial();
     this.#discarding = false;
     this.#discardCR = false;
   }
 
-  #enqueue(line: string | null): void {
+  #enqueueLine(line: string): void {
     this.#queue.push(line);
-    if (line !== null) this.#queuedBytes += line.length + 2;
+    this.#queuedBytes += line.length + 2;
+    this.#linesWaiting++;
+  }
+
+  // raw() is called only when the text must be kept: a line waits ahead.
+  #enqueueTooLong(raw: () => string): void {
+    if (this.#linesWaiting === 0) {
+      this.#queue.push({ raw: undefined });
+      return;
+    }
+    const text = raw();
+    this.#queue.push({ raw: text });
+    this.#queuedBytes += text.length + 2;
   }
 
   // Continues the partial line with chunk[i..]. Returns where the unread rest of the
@@ -171,30 +211,50 @@ export class LineReader {
       }
     }
     const contentLen = len + crAt - i; // crAt = i - 1 drops the partial's own CR
-    if (contentLen > this.#maxLine) {
-      this.#enqueue(null);
-    } else {
+    const text = () => {
       const head = latin1(this.#partial.subarray(0, Math.min(len, contentLen)));
-      this.#enqueue(crAt > i ? head + latin1(chunk.subarray(i, crAt)) : head);
-    }
-    this.#partialLen = 0;
+      return crAt > i ? head + latin1(chunk.subarray(i, crAt)) : head;
+    };
+    if (contentLen > this.#maxLine) this.#enqueueTooLong(text);
+    else this.#enqueueLine(text());
+    this.#dropPartial();
     return crAt + 2;
   }
 
-  // Appends chunk[from..to] (which holds no CRLF) to the partial line, or gives up on the
-  // line as soon as it cannot fit: a trailing CR may still be the start of the CRLF.
+  // Appends chunk[from..to] (which holds no CRLF) to the partial line. Once it cannot fit
+  // (a trailing CR may still be the start of the CRLF) and no line waits ahead, it is
+  // reported at once and dropped.
   #growPartial(chunk: Uint8Array, from: number, to: number): void {
     const total = this.#partialLen + to - from;
     const endsWithCR = chunk[to - 1] === CR;
-    if (total - (endsWithCR ? 1 : 0) > this.#maxLine) {
-      this.#enqueue(null);
-      this.#partialLen = 0;
-      this.#discarding = true;
-      this.#discardCR = endsWithCR;
+    if (total - (endsWithCR ? 1 : 0) > this.#maxLine && this.#linesWaiting === 0) {
+      this.#queue.push({ raw: undefined });
+      this.#startDiscarding(endsWithCR);
       return;
+    }
+    if (total > this.#partial.length) {
+      const bigger = new Uint8Array(Math.max(total, 2 * this.#partial.length));
+      bigger.set(this.#partial.subarray(0, this.#partialLen));
+      this.#partial = bigger;
     }
     this.#partial.set(chunk.subarray(from, to), this.#partialLen);
     this.#partialLen = total;
+  }
+
+  #partialContentLen(): number {
+    const len = this.#partialLen;
+    return len > 0 && this.#partial[len - 1] === CR ? len - 1 : len;
+  }
+
+  #startDiscarding(lastWasCR: boolean): void {
+    this.#dropPartial();
+    this.#discarding = true;
+    this.#discardCR = lastWasCR;
+  }
+
+  #dropPartial(): void {
+    this.#partialLen = 0;
+    if (this.#partial.length > this.#maxLine + 1) this.#partial = new Uint8Array(this.#maxLine + 1);
   }
 }
 

@@ -34,7 +34,8 @@ export interface ServerLimits {
 
 export interface ServerOptions {
   readonly listeners: readonly { readonly kind: ListenerKind; readonly spec: ListenSpec }[];
-  makeSession(info: SessionInfo): ServerSession;
+  /** `log` carries the connection's fields (session id, listener, client address). */
+  makeSession(info: SessionInfo, log: Logger): ServerSession;
   /** Credentials for STARTTLS (implicit-TLS listeners carry their own in the ListenSpec). */
   readonly tls: TlsSource;
   readonly limits: ServerLimits;
@@ -234,7 +235,10 @@ export class Server {
     let session: ServerSession | null = null;
     try {
       client.log.info("connect", { port: conn.remotePort, secure: conn.secure });
-      session = this.#opts.makeSession({ listener: kind, remoteAddress: ip, secure: conn.secure });
+      session = this.#opts.makeSession(
+        { listener: kind, remoteAddress: ip, secure: conn.secure },
+        client.log,
+      );
       reason = await this.#drive(client, session);
     } catch (e) {
       client.log.error("session_error", { cause: e as Error });

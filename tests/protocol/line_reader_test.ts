@@ -209,7 +209,7 @@ Deno.test("LineReader: the limit must be a positive integer", () => {
 });
 
 // Random lines (bare CRs and LFs, 8-bit octets, some over the limit) fed in random chunk
-// sizes, with a takeRest() at a random line: the lines and the rest must come back exactly.
+// sizes, with a takeRest() after a random line: lines and rest must come back exactly.
 Deno.test("LineReader: random lines round-trip in random chunks", () => {
   const next = rng(7_2026);
   const alphabet = "ab \r\n.\x00\x80\x9f\xe9\xff";
@@ -220,10 +220,15 @@ Deno.test("LineReader: random lines round-trip in random chunks", () => {
     for (let i = 0; i < count; i++) {
       let line = "";
       const len = Math.floor(next() * (next() < 0.2 ? 60 : 15));
-      for (let j = 0; j < len; j++) line += alphabet[Math.floor(next() * alphabet.length)];
-      lines.push(line.replaceAll("\r\n", "\r"));
+      for (let j = 0; j < len; j++) {
+        const c = alphabet[Math.floor(next() * alphabet.length)] ?? "a";
+        if (!(c === "\n" && line.endsWith("\r"))) line += c; // no CRLF inside a line
+      }
+      lines.push(line);
     }
-    const stop = Math.floor(next() * count); // takeRest after this many lines
+    // takeRest() right after a line, as a session does after DATA: after line stop - 1.
+    const fits = lines.flatMap((l, i) => (l.length <= max ? [i + 1] : []));
+    const stop = fits[Math.floor(next() * fits.length)] ?? count;
     const input = lines.map((l) => l + "\r\n").join("");
     const all = bytes(input);
     const r = new LineReader(max);
@@ -246,7 +251,35 @@ Deno.test("LineReader: random lines round-trip in random chunks", () => {
     }
     const want = lines.slice(0, stop).map((l) => (l.length > max ? TOO_LONG : l));
     assertEquals(got, want, `round ${round}`);
-    // Lines over the limit before the cut are gone; the rest is intact after the cut.
+    if (fits.length === 0) continue; // no line to take the rest after
     assertEquals(rest, lines.slice(stop).map((l) => l + "\r\n").join(""), `rest, round ${round}`);
   }
+});
+
+Deno.test("LineReader: a long line behind DATA is kept whole for takeRest", () => {
+  const r = new LineReader(16);
+  const long = "x".repeat(40);
+  r.push(bytes(`DATA\r\n${long}`));
+  r.push(bytes(long));
+  assertEquals(r.next(), { kind: "line", text: "DATA" });
+  assertEquals(text(r.takeRest()), long + long);
+});
+
+Deno.test("LineReader: a complete long line behind DATA is kept whole for takeRest", () => {
+  const r = new LineReader(16);
+  const body = `${"y".repeat(40)}\r\nshort\r\n${"z".repeat(30)}\r\n.\r\n`;
+  r.push(bytes(`DATA\r\n${body}`));
+  assertEquals(r.next(), { kind: "line", text: "DATA" });
+  assertEquals(text(r.takeRest()), body);
+});
+
+Deno.test("LineReader: a long partial line behind a line is reported once its turn comes", () => {
+  const r = new LineReader(16);
+  r.push(bytes(`NOOP\r\n${"x".repeat(40)}`));
+  assertEquals(r.next(), { kind: "line", text: "NOOP" });
+  assertEquals(r.next(), { kind: "too_long" });
+  assertEquals(r.next(), null);
+  assert(r.buffered <= 17, `buffered ${r.buffered}`);
+  r.push(bytes("xxx\r\nQUIT\r\n"));
+  assertEquals(drain(r), ["QUIT"]);
 });
