@@ -12,7 +12,7 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { dirname, join, relative, resolve } from "node:path";
+import { basename, dirname, join, relative, resolve } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { spawnSync } from "node:child_process";
@@ -103,8 +103,12 @@ async function main(): Promise<void> {
 
   const pkg = nativePackage(process.platform, process.arch);
   const embedded = new Set<string>();
-  const tmp = `${outfile}.${process.pid}.tmp`;
-  await mkdir(dirname(outfile), { recursive: true });
+  // Built in a directory of its own under the final name (the name is also the entry's name
+  // inside the binary, seen in stack traces), then moved into place: a concurrent or failed
+  // build never leaves a half-written binary at `outfile`.
+  const tmpDir = join(dirname(outfile), `.build-${process.pid}`);
+  const tmp = join(tmpDir, basename(outfile));
+  await mkdir(tmpDir, { recursive: true });
   await rm(hashFile, { force: true });
   const started = performance.now();
   let result;
@@ -123,27 +127,28 @@ async function main(): Promise<void> {
       throw: true,
     });
   } catch (e) {
-    await rm(tmp, { force: true });
+    await rm(tmpDir, { recursive: true, force: true });
     fail(`bun build failed: ${(e as Error).message}`);
   }
   if (!result.success) {
     for (const log of result.logs) console.error(log);
-    await rm(tmp, { force: true });
+    await rm(tmpDir, { recursive: true, force: true });
     fail("bun build failed");
   }
   if (embedded.size === 0) {
-    await rm(tmp, { force: true });
+    await rm(tmpDir, { recursive: true, force: true });
     fail("the libsql package was not bundled, so its native module is missing: check the plugin");
   }
 
   // The binary must at least start (the native module loads at start, when libsql is imported).
   const smoke = spawnSync(tmp, ["--help"], { encoding: "utf8", cwd: dirname(tmp) });
   if (smoke.status !== 0) {
-    await rm(tmp, { force: true });
+    await rm(tmpDir, { recursive: true, force: true });
     fail(`the built binary does not run (exit ${smoke.status}):\n${smoke.stderr}`);
   }
 
   await rename(tmp, outfile);
+  await rm(tmpDir, { recursive: true, force: true });
   await writeFile(hashFile, `${hash}\n`);
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   const mib = ((await stat(outfile)).size / 1024 / 1024).toFixed(1);

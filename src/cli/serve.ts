@@ -21,7 +21,8 @@ import { newDeliveryId } from "../delivery/ids.ts";
 import { Outbound } from "../delivery/outbound.ts";
 import { discover } from "../client/discovery.ts";
 import { SmtpClient } from "../client/smtp_client.ts";
-import { makeResolver } from "../net/dns.ts";
+import { type DnsResolver, makeResolver } from "../net/dns.ts";
+import type { Target } from "../delivery/outbound.ts";
 import { LibsqlRecentDeliveries } from "../store/recent.ts";
 import { readFile } from "node:fs/promises";
 
@@ -90,7 +91,9 @@ function listenerSpecs(
   for (const kind of ["submission", "submissions", "lmtp"] as const) {
     for (const a of config.listen[kind]) {
       const addr = parseListenAddress(a, kind === "lmtp");
-      const spec: ListenSpec = addr.kind === "tcp" && kind === "submissions" ? { ...addr, tls } : addr;
+      const spec: ListenSpec = addr.kind === "tcp" && kind === "submissions"
+        ? { ...addr, tls }
+        : addr;
       out.push({ kind, spec });
     }
   }
@@ -108,7 +111,10 @@ function sessionDeps(
     isLocalDomain: (d) => domains.has(d),
     users: new Users(db, domains),
     spool: new MemorySpillSpool(config.spool_dir),
-    mailboxes: new Maildirs(config.mail_root, { fsync: config.delivery.fsync, hostname: config.hostname }),
+    mailboxes: new Maildirs(config.mail_root, {
+      fsync: config.delivery.fsync,
+      hostname: config.hostname,
+    }),
     authGuard: new AuthGuardByIp({
       limit: config.limits.auth_failure_limit,
       windowS: config.limits.auth_failure_window_s,
@@ -165,8 +171,37 @@ async function outbound(
     },
     tokens,
     held,
-    discover: (domain) => discover(domain, resolver),
+    discover: async (domain) => {
+      const targets = await discover(domain, resolver);
+      return config.remote.dns_servers.length === 0
+        ? targets
+        : await withAddresses(targets, resolver);
+    },
     open: (o) => SmtpClient.open(o),
     log: (event, fields) => log.info(event, fields),
   });
+}
+
+/**
+ * With remote.dns_servers set, the host names discovery found are looked up there too: the
+ * connection itself would ask the system resolver, which knows nothing of those servers.
+ * One target per IPv4 address, in the resolver's order; a name without one is skipped.
+ */
+async function withAddresses(
+  targets: readonly { host: string; port: number; tls: "implicit" | "starttls" }[],
+  resolver: DnsResolver,
+): Promise<Target[]> {
+  const addresses = new Map<string, Promise<string[]>>();
+  const out: Target[] = [];
+  for (const t of targets) {
+    let lookup = addresses.get(t.host);
+    if (!lookup) {
+      lookup = resolver.a(t.host).catch(() => []);
+      addresses.set(t.host, lookup);
+    }
+    for (const address of await lookup) {
+      out.push({ host: t.host, address, port: t.port, tls: t.tls });
+    }
+  }
+  return out;
 }

@@ -70,7 +70,9 @@ export function orderSrv(records: SrvRecord[], random: () => number): SrvRecord[
 export function orderMx(records: MxRecord[], random: () => number): MxRecord[] {
   const out: MxRecord[] = [];
   for (const group of byPriority(records)) {
-    const left = [...group].sort((a, b) => hostName(a.exchange).localeCompare(hostName(b.exchange)));
+    const left = [...group].sort((a, b) =>
+      hostName(a.exchange).localeCompare(hostName(b.exchange))
+    );
     while (left.length > 0) {
       const i = Math.min(Math.floor(random() * left.length), left.length - 1);
       out.push(left.splice(i, 1)[0]!);

@@ -9,7 +9,7 @@ export class ClientError extends Error {
   override name = "ClientError";
   readonly kind: ClientErrorKind;
   /** The server reply that caused the failure, when there was one. */
-  readonly reply?: ClientReply;
+  declare readonly reply?: ClientReply;
 
   constructor(kind: ClientErrorKind, message: string, reply?: ClientReply) {
     super(message);

@@ -39,10 +39,15 @@ export class ReplyParser {
   /** Takes one line; returns the reply when this was its last line, else null. */
   push(line: string): ClientReply | null {
     const m = REPLY_LINE.exec(line);
-    if (m === null) throw new ClientError("protocol", `Malformed reply line starting ${start(line)}`);
+    if (m === null) {
+      throw new ClientError("protocol", `Malformed reply line starting ${start(line)}`);
+    }
     const code = Number(m[1]);
     if (this.#lines.length > 0 && code !== this.#code) {
-      throw new ClientError("protocol", `Reply code changed from ${this.#code} to ${code} mid-reply`);
+      throw new ClientError(
+        "protocol",
+        `Reply code changed from ${this.#code} to ${code} mid-reply`,
+      );
     }
     if (this.#lines.length >= MAX_REPLY_LINES) {
       throw new ClientError("protocol", `Reply has more than ${MAX_REPLY_LINES} lines`);

@@ -143,7 +143,11 @@ export class SmtpClient {
     try {
       const greeting = await c.#read();
       if (greeting.code !== 220) {
-        throw new ClientError("protocol", `Server refused the session: ${summary(greeting)}`, greeting);
+        throw new ClientError(
+          "protocol",
+          `Server refused the session: ${summary(greeting)}`,
+          greeting,
+        );
       }
       c.#greeting = greeting;
       await c.#hello(opts.helo);
@@ -349,8 +353,16 @@ export class SmtpClient {
     });
   }
 
+  /**
+   * Best effort: the refusals already read are the result, so a server gone after its last
+   * reply (a 421) only closes the client instead of failing the whole call.
+   */
   async #reset(): Promise<void> {
-    await this.#command("RSET");
+    try {
+      await this.#command("RSET");
+    } catch {
+      this.close();
+    }
   }
 
   async #command(line: string): Promise<ClientReply> {

@@ -37,7 +37,13 @@ export interface OpenOptions {
 }
 
 export interface Target {
+  /** Host name the certificate must match. */
   readonly host: string;
+  /**
+   * Address to connect to when our own resolver found it (remote.dns_servers); without it
+   * the system resolver looks `host` up, which never asks the configured DNS servers.
+   */
+  readonly address?: string;
   readonly port: number;
   readonly tls: "implicit" | "starttls";
 }
@@ -122,7 +128,11 @@ export class Outbound implements RemoteDelivery {
           (track) => this.#tokenDelivery(from, local, recipient, held.token, msg, head, track),
         );
         if (attempt.ok) return { ok: true, path: "token", detail: attempt.detail };
-        o.log("token_path_failed", { rcpt: remote, cause: attempt.cause, dropped: attempt.dropToken });
+        o.log("token_path_failed", {
+          rcpt: remote,
+          cause: attempt.cause,
+          dropped: attempt.dropToken,
+        });
         if (attempt.dropToken) {
           await o.held.drop(remote, local).catch((e) =>
             o.log("store_error", { op: "held_drop", cause: (e as Error).message })
@@ -130,7 +140,9 @@ export class Outbound implements RemoteDelivery {
         }
       }
     }
-    if (!o.relay) return { ok: false, permanent: false, cause: "token delivery failed and no relay" };
+    if (!o.relay) {
+      return { ok: false, permanent: false, cause: "token delivery failed and no relay" };
+    }
     return await this.#relay(from, local, recipient, msg, head, o.relay);
   }
 
@@ -173,13 +185,15 @@ export class Outbound implements RemoteDelivery {
     const remote = lower(recipient);
     const domain = remote.slice(remote.lastIndexOf("@") + 1);
     const targets = await o.discover(domain);
-    if (targets.length === 0) return { ok: false, cause: "no Token Server found", dropToken: false };
+    if (targets.length === 0) {
+      return { ok: false, cause: "no Token Server found", dropToken: false };
+    }
     let client: OutboundClient | null = null;
     let lastError = "";
     for (const t of targets) {
       try {
         client = await o.open({
-          host: t.host,
+          host: t.address ?? t.host,
           port: t.port,
           tls: t.tls,
           lmtp: true,
@@ -192,6 +206,13 @@ export class Outbound implements RemoteDelivery {
         break;
       } catch (e) {
         lastError = `${t.host}:${t.port}: ${(e as Error).message}`;
+        // Only the last failure becomes the attempt's cause: say why each target failed.
+        o.log("token_connect_failed", {
+          host: t.host,
+          port: t.port,
+          tls: t.tls,
+          cause: (e as Error).message,
+        });
       }
     }
     if (!client) return { ok: false, cause: lastError, dropToken: false };
@@ -212,7 +233,9 @@ export class Outbound implements RemoteDelivery {
       }
       const body = replaceHead(withoutSubmissionTokens(head), msg, head.length);
       const res = await client.send(from, [{ address: recipient, params }], body);
-      if (res.mail.code !== 250) return { ok: false, cause: `MAIL: ${res.mail.code}`, dropToken: false };
+      if (res.mail.code !== 250) {
+        return { ok: false, cause: `MAIL: ${res.mail.code}`, dropToken: false };
+      }
       const r = res.rcpts[0];
       if (!r || r.code !== 250) {
         const refused = r?.code === 550 && r.enhanced === "5.7.1";
@@ -284,7 +307,11 @@ export class Outbound implements RemoteDelivery {
         const a = await client.authPlain(relay.username, relay.password);
         if (a.code !== 235) return { ok: false, permanent: false, cause: `relay AUTH: ${a.code}` };
       }
-      const res = await client.send(from, [{ address: recipient }], replaceHead(headText, msg, head.length));
+      const res = await client.send(
+        from,
+        [{ address: recipient }],
+        replaceHead(headText, msg, head.length),
+      );
       const refused = [res.mail, res.rcpts[0], res.data[0]].find((r) => !r || r.code >= 300);
       if (refused !== undefined) {
         return {
@@ -293,7 +320,11 @@ export class Outbound implements RemoteDelivery {
           cause: `relay: ${refused ? `${refused.code} ${refused.enhanced ?? ""}` : "no reply"}`,
         };
       }
-      return { ok: true, path: "relay", detail: `${res.data[0]!.code} ${res.data[0]!.text}`.slice(0, 200) };
+      return {
+        ok: true,
+        path: "relay",
+        detail: `${res.data[0]!.code} ${res.data[0]!.text}`.slice(0, 200),
+      };
     } catch (e) {
       return { ok: false, permanent: false, cause: `relay: ${(e as Error).message}` };
     } finally {

@@ -236,7 +236,11 @@ class ClientConn implements Conn {
     return new Promise((resolve, reject) => {
       this.#sock.write(
         data,
-        (err) => (err ? reject(new ConnectError("network", `Write failed: ${err.message}`)) : resolve()),
+        (
+          err,
+        ) => (err
+          ? reject(new ConnectError("network", `Write failed: ${err.message}`))
+          : resolve()),
       );
     });
   }

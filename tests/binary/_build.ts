@@ -51,16 +51,16 @@ export async function exec(
 
 /**
  * The Bun of package.json's pin (scripts/ensure-bun finds or installs it), or null with the
- * reason on stderr: the binary tests are then skipped, not failed.
+ * reason and `consequence` on stderr: the binary tests are then skipped, not failed.
  */
-export async function findBun(): Promise<string | null> {
+export async function findBun(
+  consequence = "SKIPPED: the single binary cannot be built here",
+): Promise<string | null> {
   const r = await exec(join(REPO_ROOT, "scripts", "ensure-bun"), []);
   const path = r.stdout.trim();
   if (r.code === 0 && path !== "") return path;
-  console.warn(
-    `tests/binary: SKIPPED: Bun could not be found or installed, so the single binary ` +
-      `cannot be built here (scripts/ensure-bun: ${r.stderr.trim() || `exit ${r.code}`})`,
-  );
+  const reason = (r.stderr.trim() || `exit ${r.code}`).replaceAll("\n", " / ");
+  console.warn(`tests: Bun could not be found or installed: ${consequence} (${reason})`);
   return null;
 }
 

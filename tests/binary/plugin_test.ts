@@ -5,6 +5,7 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { assert, assertEquals, assertMatch, assertThrows } from "../assert.ts";
 import {
   type BunPluginBuilder,
@@ -12,8 +13,9 @@ import {
   nativePackage,
   rewriteNativeRequire,
 } from "../../scripts/bun-libsql-plugin.ts";
-import { REPO_ROOT } from "./_build.ts";
 
+// Not from ./_build.ts: this file needs no Deno API, so bun_runner.ts runs it under Bun too.
+const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const DYNAMIC = "return require(`@libsql/${target}`);";
 
 /** The libsql package that @libsql/client loads, as installed from deno.lock. */

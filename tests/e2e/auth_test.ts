@@ -106,3 +106,21 @@ e2eTest(
     }
   },
 );
+
+e2eTest("AUTH before STARTTLS: 538 5.7.11, and EHLO offers no AUTH in clear text", async () => {
+  await using srv = await startServer();
+  const c = await SmtpConn.tcp(srv.ports.submission);
+  try {
+    assertEquals((await c.readReply()).code, 220);
+    const ehlo = await c.command("EHLO client.example.test");
+    assertEquals(ehlo.code, 250);
+    assertEquals(/^AUTH\b/m.test(ehlo.text), false, `EHLO offers AUTH before TLS: ${ehlo.text}`);
+    const r = await c.command(`AUTH PLAIN ${authPlain(srv.user, srv.password)}`);
+    assertEquals(r.code, 538, r.lines.join("\n"));
+    assertMatch(r.text, /^5\.7\.11 /);
+    assertEquals((await c.command(`MAIL FROM:<${srv.user}>`)).code, 530);
+    assertEquals((await c.command("QUIT")).code, 221);
+  } finally {
+    c.close();
+  }
+});

@@ -6,10 +6,12 @@ import { startServer } from "../helpers/server.ts";
 import { SmtpConn } from "../helpers/smtp_conn.ts";
 
 const MiB = 1024 * 1024;
-/** Allowed growth of the server's resident memory: a bound, not a timing. */
-const MAX_GROWTH_KIB = 64 * 1024;
 
-async function longLine(totalBytes: number, label: string) {
+/**
+ * Send one command line of `totalBytes` without a newline, then CRLF. `maxGrowthKiB` bounds
+ * the growth of the server's resident memory (a memory bound, not a timing).
+ */
+async function longLine(totalBytes: number, maxGrowthKiB: number, label: string) {
   await using srv = await startServer();
   const c = await SmtpConn.tcp(srv.ports.lmtp);
   try {
@@ -29,7 +31,7 @@ async function longLine(totalBytes: number, label: string) {
     assertEquals(noop.code, 250, `${label}: NOOP after the long line: ${noop.lines.join("\n")}`);
     const after = await srv.rssKiB();
     assert(
-      after - before < MAX_GROWTH_KIB,
+      after - before < maxGrowthKiB,
       `${label}: server RSS grew by ${after - before} KiB (from ${before} to ${after})`,
     );
     assertEquals((await c.command("QUIT")).code, 221);
@@ -40,12 +42,15 @@ async function longLine(totalBytes: number, label: string) {
 
 e2eTest(
   "a 1 MB command line without a newline: 500 5.5.6, the session goes on",
-  () => longLine(MiB, "1 MiB line"),
+  () => longLine(MiB, 64 * 1024, "1 MiB line"),
 );
 
+// A server that kept the line would grow by at least its size. Garbage not yet collected
+// makes the RSS of a streaming server rise too, then level off (about 70 MiB here whatever
+// the size of the line): so the bound is half the line.
 e2eTest(
-  "a 128 MB command line: still one 500 5.5.6 and bounded server memory",
-  () => longLine(128 * MiB, "128 MiB line"),
+  "a 256 MB command line: still one 500 5.5.6 and server memory below half of it",
+  () => longLine(256 * MiB, 128 * 1024, "256 MiB line"),
 );
 
 e2eTest("a long line on submission before TLS: 500 5.5.6, then STARTTLS still works", async () => {
