@@ -12,6 +12,7 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -140,8 +141,9 @@ async function main(): Promise<void> {
     fail("the libsql package was not bundled, so its native module is missing: check the plugin");
   }
 
-  // The binary must at least start (the native module loads at start, when libsql is imported).
-  const smoke = spawnSync(tmp, ["--help"], { encoding: "utf8", cwd: dirname(tmp) });
+  // The binary must at least start: libsql loads its native module when it is imported, at
+  // start. Run outside the checkout, so no node_modules could stand in for the embedded file.
+  const smoke = spawnSync(tmp, ["--help"], { encoding: "utf8", cwd: tmpdir() });
   if (smoke.status !== 0) {
     await rm(tmpDir, { recursive: true, force: true });
     fail(`the built binary does not run (exit ${smoke.status}):\n${smoke.stderr}`);

@@ -48,12 +48,21 @@ async function writeAtomic(path: string, data: string, mode: number): Promise<vo
   }
 }
 
-/** A password for the first user: 18 random bytes, 24 characters of base64url. */
+const PASSWORD_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/**
+ * A password for the first user: 24 letters and digits (about 143 bits). No "-" or "_",
+ * so it never looks like an option when pasted into a command line (swaks, mail clients).
+ */
 export function generatePassword(): string {
-  return crypto.getRandomValues(new Uint8Array(18)).toBase64({
-    alphabet: "base64url",
-    omitPadding: true,
-  });
+  let out = "";
+  while (out.length < 24) {
+    for (const b of crypto.getRandomValues(new Uint8Array(32))) {
+      // 248 = 4 × 62: rejecting the rest keeps every character equally likely.
+      if (b < 248 && out.length < 24) out += PASSWORD_ALPHABET[b % 62];
+    }
+  }
+  return out;
 }
 
 export async function run(args: string[]): Promise<number> {

@@ -1,6 +1,8 @@
 // Command-line entry: one visible table of subcommands.
 import { run as runInit } from "./init.ts";
+import { run as runDoctor } from "./doctor.ts";
 import { run as runKeys } from "./keys.ts";
+import { run as runSend } from "./send.ts";
 import { run as runToken } from "./token.ts";
 import { run as runServe } from "./serve.ts";
 import { run as runUser } from "./user.ts";
@@ -23,6 +25,11 @@ commands:
   token list [LOCAL]  permanent tokens: pair, issued, expires, last used (never the token)
   keys rotate         add a new current token key; older tokens stay valid until they expire
   keys list           key ids and creation dates (never the secrets)
+  send --from A --to B [FILE]
+                      deliver one message from our user A to B in another domain, as the server
+                      would (token path, else relay); prints the path taken and the reply
+  doctor DOMAIN       DNS records, TLS and certificate, STOKEN in LHLO and round-trip time for
+                      each place discovery finds for DOMAIN
 
 Every command but init takes --config FILE (default: $STOKEN_CONFIG, else ./var/stoken.json,
 else /etc/stoken/stoken.json).
@@ -36,6 +43,8 @@ const COMMANDS: Record<string, Command> = {
   user: runUser,
   token: runToken,
   keys: runKeys,
+  send: runSend,
+  doctor: runDoctor,
 };
 
 export async function main(args: string[]): Promise<number> {

@@ -1,6 +1,8 @@
 // `stoken serve`: wire config, store, delivery and listeners together, run until a signal.
 import { parseArgs } from "node:util";
-import { type Config, loadConfig, parseListenAddress, tokenPolicy } from "../config.ts";
+import { type Config, parseListenAddress } from "../config.ts";
+import type { Db } from "../store/db.ts";
+import { openContext, outbound } from "./context.ts";
 import { Maildirs } from "../delivery/maildir.ts";
 import { MemorySpillSpool } from "../delivery/spool.ts";
 import { onSignal, readTlsCredentials } from "../net/mod.ts";
@@ -10,38 +12,22 @@ import { Logger } from "../server/log.ts";
 import { Server } from "../server/server.ts";
 import type { SessionDeps } from "../session/deps.ts";
 import { type ListenerKind, Session } from "../session/session.ts";
-import { openDatabase } from "../store/db.ts";
 import { Users } from "../store/users.ts";
-import { HeldTokens } from "../store/held_tokens.ts";
-import { readKeyFile } from "../store/key_file.ts";
-import { LibsqlTokenStore } from "../store/tokens.ts";
-import { TokenEngine } from "../tokens/engine.ts";
-import { configPath } from "./config_path.ts";
 import { newDeliveryId } from "../delivery/ids.ts";
-import { Outbound } from "../delivery/outbound.ts";
-import { discover } from "../client/discovery.ts";
-import { SmtpClient } from "../client/smtp_client.ts";
-import { type DnsResolver, makeResolver } from "../net/dns.ts";
-import type { Target } from "../delivery/outbound.ts";
 import { LibsqlRecentDeliveries } from "../store/recent.ts";
-import { readFile } from "node:fs/promises";
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: "string" } }, strict: true });
-  const file = configPath(values.config);
-  const config = await loadConfig(file);
+  const ctx = await openContext(values.config);
+  const { config, file, db } = ctx;
   const log = new Logger(config.log.level);
 
   let credentials: TlsCredentials = await readTlsCredentials(config.tls.cert, config.tls.key);
-  const keyFile = await readKeyFile(config.key_file);
-  const db = await openDatabase(config.database.url, config.database.auth_token);
-  const tokens = await TokenEngine.create(keyFile, new LibsqlTokenStore(db), tokenPolicy(config));
-  const heldTokens = new HeldTokens(db, keyFile);
   const deps: SessionDeps = {
     ...sessionDeps(config, db, log),
-    tokens,
-    heldTokens,
-    remote: await outbound(config, tokens, heldTokens, log),
+    tokens: ctx.tokens,
+    heldTokens: ctx.heldTokens,
+    remote: await outbound(ctx, log),
   };
   const tls = () => credentials;
 
@@ -78,7 +64,7 @@ export async function run(args: string[]): Promise<number> {
   const signal = await stopped;
   log.info("stopping", { signal });
   await server.shutdown();
-  db.close();
+  ctx.close();
   log.info("stopped", {});
   return 0;
 }
@@ -102,7 +88,7 @@ function listenerSpecs(
 
 function sessionDeps(
   config: Config,
-  db: Awaited<ReturnType<typeof openDatabase>>,
+  db: Db,
   log: Logger,
 ): Omit<SessionDeps, "tokens" | "heldTokens" | "remote"> {
   const domains = new Set(config.domains);
@@ -131,77 +117,4 @@ function sessionDeps(
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     log: (event, fields) => log.info(event, fields),
   };
-}
-
-async function readCa(path: string, what: string): Promise<string | undefined> {
-  if (path === "") return undefined;
-  try {
-    return await readFile(path, "utf8");
-  } catch (e) {
-    throw new Error(`Cannot read ${what} "${path}": ${(e as Error).message}`);
-  }
-}
-
-/** The Remote Client and the smarthost relay (PROTOCOL.md §7–§8). */
-async function outbound(
-  config: Config,
-  tokens: TokenEngine,
-  held: HeldTokens,
-  log: Logger,
-): Promise<Outbound> {
-  const resolver = makeResolver([...config.remote.dns_servers]);
-  const remoteCa = await readCa(config.remote.ca_file, "remote.ca_file");
-  const relayCa = await readCa(config.relay.ca_file, "relay.ca_file");
-  const r = config.relay;
-  return new Outbound({
-    hostname: config.hostname,
-    relay: r.host === "" ? null : {
-      host: r.host,
-      port: r.port,
-      tls: r.tls,
-      username: r.username,
-      password: r.password,
-      ...(relayCa === undefined ? {} : { ca: relayCa }),
-      timeoutMs: r.timeout_s * 1000,
-    },
-    remote: {
-      enabled: config.remote.enabled,
-      timeoutMs: config.remote.timeout_s * 1000,
-      ...(remoteCa === undefined ? {} : { ca: remoteCa }),
-    },
-    tokens,
-    held,
-    discover: async (domain) => {
-      const targets = await discover(domain, resolver);
-      return config.remote.dns_servers.length === 0
-        ? targets
-        : await withAddresses(targets, resolver);
-    },
-    open: (o) => SmtpClient.open(o),
-    log: (event, fields) => log.info(event, fields),
-  });
-}
-
-/**
- * With remote.dns_servers set, the host names discovery found are looked up there too: the
- * connection itself would ask the system resolver, which knows nothing of those servers.
- * One target per IPv4 address, in the resolver's order; a name without one is skipped.
- */
-async function withAddresses(
-  targets: readonly { host: string; port: number; tls: "implicit" | "starttls" }[],
-  resolver: DnsResolver,
-): Promise<Target[]> {
-  const addresses = new Map<string, Promise<string[]>>();
-  const out: Target[] = [];
-  for (const t of targets) {
-    let lookup = addresses.get(t.host);
-    if (!lookup) {
-      lookup = resolver.a(t.host).catch(() => []);
-      addresses.set(t.host, lookup);
-    }
-    for (const address of await lookup) {
-      out.push({ host: t.host, address, port: t.port, tls: t.tls });
-    }
-  }
-  return out;
 }

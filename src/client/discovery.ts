@@ -10,6 +10,8 @@ export interface Target {
   port: number;
   tls: "implicit" | "starttls";
   source: "submissions-srv" | "submission-srv" | "mx";
+  /** The address to connect to, when it was looked up through our own resolver. */
+  address?: string;
 }
 
 export interface DiscoveryOptions {
@@ -130,4 +132,41 @@ export async function discover(
     seen.add(key);
     return true;
   });
+}
+
+/**
+ * With remote.dns_servers set, the host names discovery found are looked up there too: the
+ * connection itself would ask the system resolver, which knows nothing of those servers.
+ * One target per IPv4 address, in the resolver's order; a name without one is skipped.
+ */
+export async function withAddresses(
+  targets: readonly Target[],
+  resolver: DnsResolver,
+): Promise<Target[]> {
+  const addresses = new Map<string, Promise<string[]>>();
+  const out: Target[] = [];
+  for (const t of targets) {
+    let lookup = addresses.get(t.host);
+    if (!lookup) {
+      lookup = resolver.a(t.host).catch(() => []);
+      addresses.set(t.host, lookup);
+    }
+    for (const address of await lookup) {
+      out.push({ ...t, address });
+    }
+  }
+  return out;
+}
+
+/**
+ * Discovery as the Remote Client uses it: with private DNS servers configured, the hosts
+ * are looked up there too (connecting by name would ask the system resolver instead).
+ */
+export async function discoverTokenServer(
+  domain: string,
+  resolver: DnsResolver,
+  privateDns: boolean,
+): Promise<Target[]> {
+  const targets = await discover(domain, resolver);
+  return privateDns ? await withAddresses(targets, resolver) : targets;
 }

@@ -425,6 +425,62 @@ Deno.test("federation: token distribution, direct delivery, permanent tokens and
       expected.set(s, [1, 0, 0]);
     });
 
+    await must(t, "stoken doctor shows A's Token Server: SRV, verified TLS, STOKEN", async () => {
+      const r = await B.cli(["doctor", "a.test"]);
+      assertEquals(r.code, 0, `doctor: ${r.stdout}${r.stderr}`);
+      assertMatch(r.stdout, /SRV _submissions\._tcp\s+\d+ \d+ \d+ mail\.a\.test/);
+      assertMatch(
+        r.stdout,
+        /submissions-srv\s+mail\.a\.test\s+127\.0\.0\.1\s+\d+\s+implicit\s+TLS ok, certificate valid\s+yes/,
+      );
+      const none = await B.cli(["doctor", "nowhere.test"]);
+      assertEquals(none.code, 1);
+      assertMatch(none.stdout, /only go through the relay/);
+    });
+
+    await must(t, "stoken send takes the token path and says so", async () => {
+      const s = "fed-12 stoken send";
+      const before = sinkOf.messages.length;
+      const r = await B.cli(["send", "--from", BOB, "--to", ALICE, await message(BOB, ALICE, s)]);
+      assertEquals(r.code, 0, `send: ${r.stderr}`);
+      assertMatch(r.stdout, /^path: token\nreply: 250 2\.1\.1[23] [A-Za-z0-9]{10,32}/);
+      assertEquals((await stored(A, ALICE, s)).length, 1);
+      assertEquals(sinkOf.messages.length, before, "nothing went to the smarthost");
+      expected.set(s, [1, 0, 0]);
+    });
+
+    await must(t, "two remote recipients: one relayed copy each, each with its own token", async () => {
+      const s = "fed-13 two recipients";
+      const before = sinkOf.messages.length;
+      const u = users.get(A)!;
+      const out = await client([
+        "submit",
+        "--port",
+        String(A.ports.submission),
+        "--cafile",
+        ca.cert,
+        "--user",
+        u.address,
+        "--password",
+        u.password,
+        "--from",
+        u.address,
+        "--to",
+        "carol@c.test",
+        "--to",
+        "dave@d.test",
+        "--message",
+        await message(u.address, "carol@c.test", s),
+      ]);
+      assertEquals(out.error, null);
+      const copies = sinkOf.messages.slice(before);
+      assertEquals(copies.length, 2);
+      const tokens = copies.map((m) => headerValues(m.text, "Submission-Token"));
+      assertEquals(tokens.map((x) => x.length), [1, 1]);
+      assert(tokens[0]![0] !== tokens[1]![0], "recipients never share a token");
+      expected.set(s, [0, 0, 2]);
+    });
+
     await must(t, "every message arrived exactly once", async () => {
       const actual = new Map<string, [number, number, number]>();
       for (const s of expected.keys()) {

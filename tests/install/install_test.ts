@@ -4,11 +4,12 @@
 // that command exists, and a second run that upgrades the binary and keeps config, keys and
 // data.
 import { existsSync } from "node:fs";
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { buildBinary, exec, findBun, REPO_ROOT, type Result } from "../binary/_build.ts";
+import { freePort } from "../helpers/server.ts";
 
 const INSTALL = join(REPO_ROOT, "scripts", "install.sh");
 const IS_ROOT = Deno.uid() === 0;
@@ -130,6 +131,7 @@ Deno.test({
         const list = await exec(bin, ["user", "list", "--config", staged]);
         assertEquals(list.code, 0, `user list on the installed data:\n${list.stderr}`);
         assertMatch(list.stdout, /^admin@example\.org\b/m);
+        if (IS_ROOT && !binary.startsWith(work)) await serveAsServiceUser(bin, config, state, work);
 
         // The unit.
         const unitFile = join(dest, "etc/systemd/system/stoken.service");
@@ -205,4 +207,61 @@ async function verifyUnit(unit: string, stagedBinary: string, work: string): Pro
   const r = await exec("systemd-analyze", ["verify", "--man=no", file]);
   assertEquals(r.code, 0, `systemd-analyze verify rejects the unit:\n${r.stderr}${r.stdout}`);
   assertEquals(r.stderr.split("\n").filter((l) => l.includes("stoken.service")), [], r.stderr);
+}
+
+/**
+ * Run the installed binary as the service user (as the unit does) on the staged files, with
+ * a copy of the config that has the installed config's owner and mode: serve must be able to
+ * read the config, certificate, key file and database, and write the database and Maildirs.
+ */
+async function serveAsServiceUser(bin: string, config: string, state: string, work: string) {
+  if ((await exec("sh", ["-c", "command -v setpriv"])).code !== 0) {
+    console.warn("tests/install: setpriv is not installed: serve as the service user not run");
+    return;
+  }
+  await chmod(work, 0o711); // the service user must reach the staged tree
+  const json = JSON.parse(await readFile(config, "utf8"));
+  json.listen = {
+    submission: [`127.0.0.1:${freePort()}`],
+    submissions: [`127.0.0.1:${freePort()}`],
+    lmtp: [`127.0.0.1:${freePort()}`],
+  };
+  const copy = join(work, "served.json");
+  await writeFile(
+    copy,
+    JSON.stringify(json, null, 2).replaceAll("/var/lib/stoken/", `${state}/`),
+    { mode: 0o640 },
+  );
+  const orig = await stat(config);
+  await chown(copy, orig.uid, orig.gid);
+  await chmod(copy, orig.mode & 0o777);
+
+  const child = new Deno.Command("setpriv", {
+    args: [
+      ...["--reuid", SERVICE_USER, "--regid", SERVICE_USER, "--clear-groups", "--"],
+      ...[bin, "serve", "--config", copy],
+    ],
+    cwd: state,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let logs = "";
+  const decoder = new TextDecoder();
+  const drained = Promise.all([child.stdout, child.stderr].map(async (s) => {
+    for await (const chunk of s) logs += decoder.decode(chunk, { stream: true });
+  }));
+  let done = false;
+  const status = child.status.finally(() => (done = true));
+  const deadline = Date.now() + 20_000;
+  while (!logs.includes('"event":"started"') && !done && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  try {
+    child.kill("SIGTERM");
+  } catch { /* exited */ }
+  const s = await status;
+  await drained;
+  assertMatch(logs, /"event":"started"/, `serve as ${SERVICE_USER} did not start:\n${logs}`);
+  assertEquals(s.code, 0, `serve as ${SERVICE_USER} did not stop cleanly:\n${logs}`);
 }
