@@ -175,7 +175,9 @@ function validate(c: Config): void {
   if (limits.max_message_size < 1024) {
     throw new ConfigError(`"limits.max_message_size" must be at least 1024`);
   }
-  if (limits.max_recipients < 1) throw new ConfigError(`"limits.max_recipients" must be at least 1`);
+  if (limits.max_recipients < 1) {
+    throw new ConfigError(`"limits.max_recipients" must be at least 1`);
+  }
   if (!["starttls", "implicit", "none"].includes(c.relay.tls)) {
     throw new ConfigError(`"relay.tls" must be starttls, implicit or none`);
   }
@@ -261,14 +263,22 @@ function deepFreeze<T>(o: T): T {
 }
 
 /** Build a config from a parsed JSON object; `base` is the directory relative paths start from. */
-export function configFrom(json: unknown, base: string, env: Record<string, string | undefined> = {}): Config {
+export function configFrom(
+  json: unknown,
+  base: string,
+  env: Record<string, string | undefined> = {},
+): Config {
   let c = merge(DEFAULTS, json, "") as Config;
-  if (env.STOKEN_DATABASE_URL) c = { ...c, database: { ...c.database, url: env.STOKEN_DATABASE_URL } };
+  if (env.STOKEN_DATABASE_URL) {
+    c = { ...c, database: { ...c.database, url: env.STOKEN_DATABASE_URL } };
+  }
   if (env.STOKEN_DATABASE_AUTH_TOKEN) {
     c = { ...c, database: { ...c.database, auth_token: env.STOKEN_DATABASE_AUTH_TOKEN } };
   }
   if (env.STOKEN_KEY_FILE) c = { ...c, key_file: env.STOKEN_KEY_FILE };
-  if (env.STOKEN_RELAY_PASSWORD) c = { ...c, relay: { ...c.relay, password: env.STOKEN_RELAY_PASSWORD } };
+  if (env.STOKEN_RELAY_PASSWORD) {
+    c = { ...c, relay: { ...c.relay, password: env.STOKEN_RELAY_PASSWORD } };
+  }
   c = {
     ...c,
     hostname: c.hostname.toLowerCase(),
@@ -289,7 +299,9 @@ export async function loadConfig(file: string): Promise<Config> {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new ConfigError(`Configuration file "${file}" is not valid JSON: ${(e as Error).message}`);
+    throw new ConfigError(
+      `Configuration file "${file}" is not valid JSON: ${(e as Error).message}`,
+    );
   }
   return configFrom(json, dirname(resolve(file)), process.env);
 }

@@ -1,5 +1,5 @@
 // Minimal assertions for the test suite (JSR's @std/assert is not reachable here).
-import { isDeepStrictEqual, inspect } from "node:util";
+import { inspect, isDeepStrictEqual } from "node:util";
 
 export class AssertionError extends Error {
   override name = "AssertionError";
@@ -12,9 +12,9 @@ export function assert(cond: unknown, msg = "Assertion failed"): asserts cond {
 export function assertEquals<T>(actual: T, expected: T, msg?: string): void {
   if (!isDeepStrictEqual(actual, expected)) {
     throw new AssertionError(
-      `${msg ? msg + ": " : ""}values differ\n  actual:   ${inspect(actual, { depth: 6 })}\n  expected: ${
-        inspect(expected, { depth: 6 })
-      }`,
+      `${msg ? msg + ": " : ""}values differ\n  actual:   ${
+        inspect(actual, { depth: 6 })
+      }\n  expected: ${inspect(expected, { depth: 6 })}`,
     );
   }
 }
@@ -27,7 +27,9 @@ export function assertNotEquals<T>(actual: T, expected: T, msg?: string): void {
 
 export function assertMatch(actual: string, re: RegExp, msg?: string): void {
   if (!re.test(actual)) {
-    throw new AssertionError(`${msg ? msg + ": " : ""}${JSON.stringify(actual)} does not match ${re}`);
+    throw new AssertionError(
+      `${msg ? msg + ": " : ""}${JSON.stringify(actual)} does not match ${re}`,
+    );
   }
 }
 

@@ -39,9 +39,15 @@ function inDomain(value: string, domain: string): boolean {
  * MTA). Fields from anyone else could have been written by the sender, so when none carry
  * our id only the topmost field (the last one added on the way in) is read.
  */
-export function domainAuth(fields: readonly HeaderField[], domain: string, authservId: string): DomainAuth {
+export function domainAuth(
+  fields: readonly HeaderField[],
+  domain: string,
+  authservId: string,
+): DomainAuth {
   const all = fieldsNamed(fields, "Authentication-Results");
-  const ours = all.filter((f) => uncomment(f.value).trim().split(/[\s;]/, 1)[0]?.toLowerCase() === authservId);
+  const ours = all.filter((f) =>
+    uncomment(f.value).trim().split(/[\s;]/, 1)[0]?.toLowerCase() === authservId
+  );
   const trusted = ours.length > 0 ? ours : all.slice(0, 1);
   const d = domain.toLowerCase();
   let dkimPass = false, spfPass = false, dkimFail = false, spfFail = false;
@@ -53,7 +59,8 @@ export function domainAuth(fields: readonly HeaderField[], domain: string, auths
       const method = m[1]!.toLowerCase();
       const result = m[2]!.toLowerCase();
       const props = m[3]!;
-      const prop = (name: string) => new RegExp(`\\b${name}\\s*=\\s*"?([^\\s";]+)`, "i").exec(props)?.[1];
+      const prop = (name: string) =>
+        new RegExp(`\\b${name}\\s*=\\s*"?([^\\s";]+)`, "i").exec(props)?.[1];
       if (method === "dkim") {
         const who = prop("header\\.d") ?? prop("header\\.i");
         if (who !== undefined && !inDomain(who, d)) continue;

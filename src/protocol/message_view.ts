@@ -1,5 +1,5 @@
 // Reading and rewriting the header section of a spooled message without loading the body.
-import { type HeaderField, headerEnd, parseHeaderFields } from "./headers.ts";
+import { headerEnd, type HeaderField, parseHeaderFields } from "./headers.ts";
 /** What these functions read: a message that can be iterated any number of times. */
 export interface MessageSource {
   readonly size: number;
@@ -35,7 +35,11 @@ export async function readHead(msg: MessageSource): Promise<Head> {
   if (end < 0 && have === msg.size && have <= MAX_HEAD) end = have;
   if (end < 0) return { fields: [], length: 0, blank: false };
   const text = latin1.decode(buf.subarray(0, end));
-  return { fields: parseHeaderFields(text), length: end, blank: text === "\r\n" || text.endsWith("\r\n\r\n") };
+  return {
+    fields: parseHeaderFields(text),
+    length: end,
+    blank: text === "\r\n" || text.endsWith("\r\n\r\n"),
+  };
 }
 
 function join(parts: Uint8Array[], total: number): Uint8Array {

@@ -120,9 +120,18 @@ export interface TokenService {
   /** AUTH STOKEN: the token is for `local` with some remote; cheap, no store access. */
   checkLocal(token: string, local: string): boolean;
   /** RCPT STOKEN=: the token is valid for exactly this pair, now. */
-  verify(token: string, remote: string, local: string): Promise<{ ok: true; kind: TokenKind } | { ok: false }>;
+  verify(
+    token: string,
+    remote: string,
+    local: string,
+  ): Promise<{ ok: true; kind: TokenKind } | { ok: false }>;
   /** After the message is on stable storage: a new or refreshed permanent token, or null to keep. */
-  afterDelivery(remote: string, local: string, used: TokenKind, token?: string): Promise<string | null>;
+  afterDelivery(
+    remote: string,
+    local: string,
+    used: TokenKind,
+    token?: string,
+  ): Promise<string | null>;
 }
 
 /** Tokens this server holds for delivering to other Token Servers (MYSTOKEN, 2.1.13, headers). */

@@ -8,13 +8,7 @@ import { type Reply, reply } from "../protocol/reply.ts";
 import { decodeBase64Strict, decodePlain, decodeStoken } from "../protocol/sasl.ts";
 import { normalizeAddress } from "../protocol/address.ts";
 import { receivedHeader } from "../protocol/trace.ts";
-import type {
-  DeliveryResult,
-  LocalUser,
-  SessionDeps,
-  SpooledMessage,
-  TokenKind,
-} from "./deps.ts";
+import type { DeliveryResult, LocalUser, SessionDeps, SpooledMessage, TokenKind } from "./deps.ts";
 import { domainAuth, mayHarvest } from "../protocol/auth_results.ts";
 import { fieldsNamed } from "../protocol/headers.ts";
 import { readHead } from "../protocol/message_view.ts";
@@ -195,9 +189,11 @@ export class Session {
       return { rcpt, id, res: await this.#store(rcpt, rcpt.user!, id, msg, date) };
     }));
     if (this.#kind === "token") {
-      return await Promise.all(results.map(({ rcpt, id, res }) =>
-        this.#tokenResult(txn, rcpt, id, res.ok).then((r) => r ?? failureReply(rcpt, res))
-      ));
+      return await Promise.all(
+        results.map(({ rcpt, id, res }) =>
+          this.#tokenResult(txn, rcpt, id, res.ok).then((r) => r ?? failureReply(rcpt, res))
+        ),
+      );
     }
     if (this.#deps.harvest.enabled) await this.#harvest(txn, msg, results.filter((r) => r.res.ok));
     return results.map(({ rcpt, id, res }) =>
@@ -264,8 +260,9 @@ export class Session {
       } else {
         const res = await deps.remote.deliver(txn.from, user.address, rcpt.address, msg, head);
         ok = res.ok;
-        if (res.ok) deps.log("sent", { id, rcpt: rcpt.address, path: res.path, detail: res.detail });
-        else {
+        if (res.ok) {
+          deps.log("sent", { id, rcpt: rcpt.address, path: res.path, detail: res.detail });
+        } else {
           permanent = res.permanent;
           deps.log("send_failed", { id, rcpt: rcpt.address, permanent, cause: res.cause });
         }
@@ -326,13 +323,23 @@ export class Session {
    * A permanent token is only handed out once stored; if storing fails the message is
    * still delivered and the client keeps using the token it has (2.1.12).
    */
-  async #tokenResult(txn: Transaction, rcpt: Recipient, id: string, ok: boolean): Promise<Reply | null> {
+  async #tokenResult(
+    txn: Transaction,
+    rcpt: Recipient,
+    id: string,
+    ok: boolean,
+  ): Promise<Reply | null> {
     if (!ok) return null;
     const deps = this.#deps;
     const local = rcpt.user!.address;
     let perm: string | null = null;
     try {
-      perm = await deps.tokens.afterDelivery(remoteOf(txn), local, rcpt.token ?? "perm", rcpt.stoken);
+      perm = await deps.tokens.afterDelivery(
+        remoteOf(txn),
+        local,
+        rcpt.token ?? "perm",
+        rcpt.stoken,
+      );
     } catch (e) {
       deps.log("store_error", { op: "after_delivery", cause: (e as Error).message });
     }
@@ -559,7 +566,10 @@ export class Session {
   // ---- token management (draft §5.4, PROTOCOL.md §4) -----------------------
 
   /** Resolves the pair for GENSTOKEN/REVSTOKEN, or the reply that refuses it. */
-  async #tokenPair(remoteArg: string, localArg: string | undefined): Promise<[string, string] | Reply> {
+  async #tokenPair(
+    remoteArg: string,
+    localArg: string | undefined,
+  ): Promise<[string, string] | Reply> {
     if (this.#kind === "token" || this.#kind === "lmtp") return R.badSequence;
     const user = this.#user;
     if (!user) return R.authRequired;
@@ -574,7 +584,11 @@ export class Session {
     return [remote, owner.address];
   }
 
-  async #genstoken(kind: "PERM" | "TEMP", remoteArg: string, localArg: string | undefined): Promise<Step> {
+  async #genstoken(
+    kind: "PERM" | "TEMP",
+    remoteArg: string,
+    localArg: string | undefined,
+  ): Promise<Step> {
     try {
       const pair = await this.#tokenPair(remoteArg, localArg);
       if (!Array.isArray(pair)) return step(pair);
@@ -582,10 +596,18 @@ export class Session {
       const tokens = this.#deps.tokens;
       this.#deps.log("genstoken", { kind, remote, local });
       if (kind === "TEMP") {
-        return step(reply(250, "2.1.11", `${await tokens.generateTemp(remote, local)} Temporary token generated.`));
+        return step(
+          reply(
+            250,
+            "2.1.11",
+            `${await tokens.generateTemp(remote, local)} Temporary token generated.`,
+          ),
+        );
       }
       const { token, created } = await tokens.getOrCreatePerm(remote, local);
-      return step(reply(250, "2.1.11", `${token} Permanent token ${created ? "generated" : "exists"}.`));
+      return step(
+        reply(250, "2.1.11", `${token} Permanent token ${created ? "generated" : "exists"}.`),
+      );
     } catch (e) {
       this.#deps.log("store_error", { op: "genstoken", cause: (e as Error).message });
       return step(R.genFailed);
@@ -680,7 +702,10 @@ export class Session {
   async #remoteRcpt(txn: Transaction, address: string): Promise<Step> {
     let ok: boolean;
     try {
-      ok = await this.#deps.remote.routable(this.#user!.address, normalizeAddress(address) ?? address);
+      ok = await this.#deps.remote.routable(
+        this.#user!.address,
+        normalizeAddress(address) ?? address,
+      );
     } catch (e) {
       this.#deps.log("store_error", { op: "routable", cause: (e as Error).message });
       return step(R.tempFailure);
@@ -776,6 +801,7 @@ function decodeUtf8(b: Uint8Array | null): string | null {
   if (b === null) return null;
   try {
     const s = utf8.decode(b);
+    // deno-lint-ignore no-control-regex -- control characters are exactly what is refused
     return /[\x00-\x1f\x7f]/.test(s) ? null : s;
   } catch {
     return null;

@@ -35,7 +35,8 @@ function message(text: string): SpooledMessage {
 }
 
 function setup(script: { token?: Script; relay?: Script }, held: string | null = "H".repeat(60)) {
-  const opened: { opts: OpenOptions; sent: { from: string; rcpts: unknown; body: string }[] }[] = [];
+  const opened: { opts: OpenOptions; sent: { from: string; rcpts: unknown; body: string }[] }[] =
+    [];
   const events: string[] = [];
   let heldToken = held;
   const client = (opts: OpenOptions, s: Script): OutboundClient => {
@@ -68,7 +69,8 @@ function setup(script: { token?: Script; relay?: Script }, held: string | null =
       : null,
     remote: { enabled: true, timeoutMs: 200 },
     tokens: {
-      generateTemp: (r, l) => Promise.resolve(`TEMP-${r}-${l}`.replace(/[^A-Za-z0-9_-]/g, "_").padEnd(30, "x")),
+      generateTemp: (r, l) =>
+        Promise.resolve(`TEMP-${r}-${l}`.replace(/[^A-Za-z0-9_-]/g, "_").padEnd(30, "x")),
       getOrCreatePerm: () => Promise.resolve({ token: "P".repeat(60) }),
     },
     held: {
@@ -105,15 +107,31 @@ async function deliver(out: Outbound) {
 
 Deno.test("token path: LMTP to the discovered host, STOKEN + MYSTOKEN, 2.1.13 token kept", async () => {
   const { out, opened, events } = setup({
-    token: { stoken: true, data: R(250, "2.1.13", `<Bob@b.test> ${"N".repeat(60)} ID123456789 Saved`) },
+    token: {
+      stoken: true,
+      data: R(250, "2.1.13", `<Bob@b.test> ${"N".repeat(60)} ID123456789 Saved`),
+    },
   });
   const res = await deliver(out);
   assertEquals(res.ok && res.path, "token");
   assertEquals(opened.length, 1);
   const o = opened[0]!;
-  assertEquals([o.opts.host, o.opts.port, o.opts.tls, o.opts.lmtp, o.opts.servername], ["mail.b.test", 2465, "implicit", true, "mail.b.test"]);
-  assertEquals(o.sent[0]!.rcpts, [{ address: "Bob@b.test", params: { STOKEN: "H".repeat(60), MYSTOKEN: "P".repeat(60) } }]);
-  assertEquals(o.sent[0]!.body, "Subject: hi\r\n\r\nbody\r\n", "the user's Submission-Token header is removed");
+  assertEquals([o.opts.host, o.opts.port, o.opts.tls, o.opts.lmtp, o.opts.servername], [
+    "mail.b.test",
+    2465,
+    "implicit",
+    true,
+    "mail.b.test",
+  ]);
+  assertEquals(o.sent[0]!.rcpts, [{
+    address: "Bob@b.test",
+    params: { STOKEN: "H".repeat(60), MYSTOKEN: "P".repeat(60) },
+  }]);
+  assertEquals(
+    o.sent[0]!.body,
+    "Subject: hi\r\n\r\nbody\r\n",
+    "the user's Submission-Token header is removed",
+  );
   assert(events.includes(`put ${"N".repeat(60)}`) && events.includes("success"));
 });
 

@@ -449,37 +449,41 @@ Deno.test("federation: token distribution, direct delivery, permanent tokens and
       expected.set(s, [1, 0, 0]);
     });
 
-    await must(t, "two remote recipients: one relayed copy each, each with its own token", async () => {
-      const s = "fed-13 two recipients";
-      const before = sinkOf.messages.length;
-      const u = users.get(A)!;
-      const out = await client([
-        "submit",
-        "--port",
-        String(A.ports.submission),
-        "--cafile",
-        ca.cert,
-        "--user",
-        u.address,
-        "--password",
-        u.password,
-        "--from",
-        u.address,
-        "--to",
-        "carol@c.test",
-        "--to",
-        "dave@d.test",
-        "--message",
-        await message(u.address, "carol@c.test", s),
-      ]);
-      assertEquals(out.error, null);
-      const copies = sinkOf.messages.slice(before);
-      assertEquals(copies.length, 2);
-      const tokens = copies.map((m) => headerValues(m.text, "Submission-Token"));
-      assertEquals(tokens.map((x) => x.length), [1, 1]);
-      assert(tokens[0]![0] !== tokens[1]![0], "recipients never share a token");
-      expected.set(s, [0, 0, 2]);
-    });
+    await must(
+      t,
+      "two remote recipients: one relayed copy each, each with its own token",
+      async () => {
+        const s = "fed-13 two recipients";
+        const before = sinkOf.messages.length;
+        const u = users.get(A)!;
+        const out = await client([
+          "submit",
+          "--port",
+          String(A.ports.submission),
+          "--cafile",
+          ca.cert,
+          "--user",
+          u.address,
+          "--password",
+          u.password,
+          "--from",
+          u.address,
+          "--to",
+          "carol@c.test",
+          "--to",
+          "dave@d.test",
+          "--message",
+          await message(u.address, "carol@c.test", s),
+        ]);
+        assertEquals(out.error, null);
+        const copies = sinkOf.messages.slice(before);
+        assertEquals(copies.length, 2);
+        const tokens = copies.map((m) => headerValues(m.text, "Submission-Token"));
+        assertEquals(tokens.map((x) => x.length), [1, 1]);
+        assert(tokens[0]![0] !== tokens[1]![0], "recipients never share a token");
+        expected.set(s, [0, 0, 2]);
+      },
+    );
 
     await must(t, "every message arrived exactly once", async () => {
       const actual = new Map<string, [number, number, number]>();

@@ -2,12 +2,12 @@
 // No sockets: the session is pure, so these run in microseconds.
 import type {
   AuthGuard,
-  HeldTokenStore,
-  TokenService,
   DeliveryResult,
+  HeldTokenStore,
   LocalUser,
   SessionDeps,
   SpooledMessage,
+  TokenService,
 } from "../../src/session/deps.ts";
 import { formatReply } from "../../src/protocol/reply.ts";
 import { type ListenerKind, Session } from "../../src/session/session.ts";
@@ -161,7 +161,10 @@ export function fakeDeps(opts: FakeOptions = {}): Fake {
       },
     },
     harvest: opts.harvest ?? { enabled: true, requireAuthPass: false },
-    limits: { maxMessageSize: opts.maxMessageSize ?? 10240, maxRecipients: opts.maxRecipients ?? 3 },
+    limits: {
+      maxMessageSize: opts.maxMessageSize ?? 10240,
+      maxRecipients: opts.maxRecipients ?? 3,
+    },
     now: () => new Date(Date.UTC(2026, 10, 28, 12, 0, 0)),
     newId: () => `ID${String(++ids).padStart(8, "0")}`,
     sleep: (ms) => {
@@ -206,7 +209,9 @@ export async function transcript(session: Session, script: string): Promise<stri
     const chunk = enc.encode(pending.map((l) => l + "\r\n").join(""));
     pending = [];
     const out = await session.feed(chunk);
-    for (const r of out.replies) actual.push(...formatReply(r).split("\r\n").filter((l) => l !== ""));
+    for (const r of out.replies) {
+      actual.push(...formatReply(r).split("\r\n").filter((l) => l !== ""));
+    }
     lastAfter = out.after;
     if (out.after === "close") closed = true;
   };
@@ -224,11 +229,15 @@ export async function transcript(session: Session, script: string): Promise<stri
       expected.push(l.slice(3));
     } else if (l === "TLS") {
       await flush();
-      if (lastAfter !== "starttls") throw new AssertionError("TLS expected but server did not ask for it");
+      if (lastAfter !== "starttls") {
+        throw new AssertionError("TLS expected but server did not ask for it");
+      }
       session.tlsStarted();
     } else if (l === "CLOSED") {
       await flush();
-      if (!closed) throw new AssertionError(`expected close; replies so far:\n${actual.join("\n")}`);
+      if (!closed) {
+        throw new AssertionError(`expected close; replies so far:\n${actual.join("\n")}`);
+      }
     } else {
       throw new AssertionError(`bad transcript line: ${l}`);
     }

@@ -24,7 +24,9 @@ const LHLO = `
 
 Deno.test("submission: a message to a local user and an alias lands with an ESMTPSA trace header", async () => {
   const fake = fakeDeps();
-  await transcript(newSession(fake, "submissions"), `${LOGIN}
+  await transcript(
+    newSession(fake, "submissions"),
+    `${LOGIN}
     C: MAIL FROM:<alice@example.test> SIZE=100 BODY=8BITMIME
     S: 250 2.1.0 OK
     C: RCPT TO:<bob@example.test>
@@ -41,7 +43,8 @@ Deno.test("submission: a message to a local user and an alias lands with an ESMT
     C: QUIT
     S: 221 2.0.0 Bye
     CLOSED
-  `);
+  `,
+  );
   assertEquals(fake.delivered.map((d) => d.user), ["bob@example.test", "alice@example.test"]);
   const d = fake.delivered[0]!;
   assertEquals(d.body, "Subject: hi\r\n\r\n.dotted line\r\n");
@@ -52,18 +55,23 @@ Deno.test("submission: a message to a local user and an alias lands with an ESMT
 });
 
 Deno.test("submission: MAIL FROM must be an address of the user (alias allowed)", async () => {
-  await transcript(newSession(fakeDeps(), "submissions"), `${LOGIN}
+  await transcript(
+    newSession(fakeDeps(), "submissions"),
+    `${LOGIN}
     C: MAIL FROM:<bob@example.test>
     S: 553 5.7.1 Sender address not owned by user
     C: MAIL FROM:<>
     S: 553 5.7.1 Sender address not owned by user
     C: MAIL FROM:<al@example.test>
     S: 250 2.1.0 OK
-  `);
+  `,
+  );
 });
 
 Deno.test("submission: MAIL before AUTH 530, remote recipient 550 Relay not configured, unknown 550 5.1.1", async () => {
-  await transcript(newSession(fakeDeps(), "submissions"), `
+  await transcript(
+    newSession(fakeDeps(), "submissions"),
+    `
     C: EHLO client.example
     S: 250-*
     S: 250-*
@@ -83,13 +91,16 @@ Deno.test("submission: MAIL before AUTH 530, remote recipient 550 Relay not conf
     S: 550 5.1.1 User unknown
     C: DATA
     S: 554 5.5.1 No valid recipients
-  `);
+  `,
+  );
 });
 
 Deno.test("submission: a failed local delivery means 451 for the whole message (no queue)", async () => {
   const fake = fakeDeps();
   fake.failFor.set("bob@example.test", "temporary");
-  await transcript(newSession(fake, "submissions"), `${LOGIN}
+  await transcript(
+    newSession(fake, "submissions"),
+    `${LOGIN}
     C: MAIL FROM:<alice@example.test>
     C: RCPT TO:<bob@example.test>
     C: DATA
@@ -99,13 +110,16 @@ Deno.test("submission: a failed local delivery means 451 for the whole message (
     C: hello
     C: .
     S: 451 4.3.0 Temporary failure, please try again later
-  `);
+  `,
+  );
 });
 
 Deno.test("LMTP: one reply per recipient after DATA, unknown recipient refused at RCPT", async () => {
   const fake = fakeDeps();
   fake.failFor.set("postmaster@example.test", "quota");
-  await transcript(newSession(fake, "lmtp"), `${LHLO}
+  await transcript(
+    newSession(fake, "lmtp"),
+    `${LHLO}
     C: MAIL FROM:<sender@remote.example>
     C: RCPT TO:<alice@example.test>
     C: RCPT TO:<nobody@example.test>
@@ -125,22 +139,28 @@ Deno.test("LMTP: one reply per recipient after DATA, unknown recipient refused a
     S: 250 2.0.0 <alice@example.test> ID00000001 Saved
     S: 250 2.0.0 <bob@example.test> ID00000002 Saved
     S: 552 5.2.2 <postmaster> Mailbox full
-  `);
+  `,
+  );
   assertEquals(fake.delivered.length, 2);
   assertMatch(fake.delivered[0]!.prefix, /with LMTP id ID00000001/);
 });
 
 Deno.test("LMTP: null sender accepted; remote domain refused", async () => {
-  await transcript(newSession(fakeDeps(), "lmtp"), `${LHLO}
+  await transcript(
+    newSession(fakeDeps(), "lmtp"),
+    `${LHLO}
     C: MAIL FROM:<>
     S: 250 2.1.0 OK
     C: RCPT TO:<x@remote.example>
     S: 550 5.7.1 Relay access denied
-  `);
+  `,
+  );
 });
 
 Deno.test("commands out of order: 503 5.5.1", async () => {
-  await transcript(newSession(fakeDeps(), "lmtp"), `
+  await transcript(
+    newSession(fakeDeps(), "lmtp"),
+    `
     C: MAIL FROM:<a@b.example>
     S: 503 5.5.1 Bad sequence of commands
     ${LHLO}
@@ -156,11 +176,14 @@ Deno.test("commands out of order: 503 5.5.1", async () => {
     S: 250 2.0.0 OK
     C: RCPT TO:<alice@example.test>
     S: 503 5.5.1 Bad sequence of commands
-  `);
+  `,
+  );
 });
 
 Deno.test("unknown command 500 5.5.2; VRFY 252; HELP 214; NOOP; EXPN 502", async () => {
-  await transcript(newSession(fakeDeps()), `
+  await transcript(
+    newSession(fakeDeps()),
+    `
     C: FOO bar
     S: 500 5.5.2 Command not recognized
     C: VRFY alice
@@ -171,22 +194,28 @@ Deno.test("unknown command 500 5.5.2; VRFY 252; HELP 214; NOOP; EXPN 502", async
     S: 250 2.0.0 OK
     C: EXPN list
     S: 502 5.5.1 Command not implemented
-  `);
+  `,
+  );
 });
 
 Deno.test("command line over 512 octets: 500 5.5.6, the session goes on", async () => {
-  await transcript(newSession(fakeDeps()), `
+  await transcript(
+    newSession(fakeDeps()),
+    `
     C: NOOP ${"x".repeat(600)}
     S: 500 5.5.6 Line too long
     C: NOOP ${"x".repeat(20000)}
     S: 500 5.5.6 Line too long
     C: NOOP
     S: 250 2.0.0 OK
-  `);
+  `,
+  );
 });
 
 Deno.test("AUTH lines may be up to 12288 octets", async () => {
-  await transcript(newSession(fakeDeps(), "submissions"), `
+  await transcript(
+    newSession(fakeDeps(), "submissions"),
+    `
     C: EHLO c
     S: 250-*
     S: 250-*
@@ -196,12 +225,15 @@ Deno.test("AUTH lines may be up to 12288 octets", async () => {
     S: 250 AUTH PLAIN LOGIN
     C: AUTH PLAIN ${b64("\0alice@example.test\0" + "p".repeat(3000))}
     S: 535 5.7.8 Authentication credentials invalid
-  `);
+  `,
+  );
 });
 
 Deno.test("SIZE over the limit at MAIL and a message over the limit: 552 5.3.4, session goes on", async () => {
   const fake = fakeDeps({ maxMessageSize: 2048 });
-  await transcript(newSession(fake, "lmtp"), `
+  await transcript(
+    newSession(fake, "lmtp"),
+    `
     C: LHLO mta
     S: 250-*
     S: 250-*
@@ -223,12 +255,15 @@ Deno.test("SIZE over the limit at MAIL and a message over the limit: 552 5.3.4, 
     S: 552 5.3.4 Message size exceeds fixed maximum
     C: NOOP
     S: 250 2.0.0 OK
-  `);
+  `,
+  );
   assertEquals(fake.delivered.length, 0);
 });
 
 Deno.test("more recipients than the limit: 452 4.5.3", async () => {
-  await transcript(newSession(fakeDeps({ maxRecipients: 2 }), "lmtp"), `${LHLO}
+  await transcript(
+    newSession(fakeDeps({ maxRecipients: 2 }), "lmtp"),
+    `${LHLO}
     C: MAIL FROM:<a@b.example>
     C: RCPT TO:<alice@example.test>
     C: RCPT TO:<bob@example.test>
@@ -237,18 +272,22 @@ Deno.test("more recipients than the limit: 452 4.5.3", async () => {
     S: 250 2.1.5 OK
     S: 250 2.1.5 OK
     S: 452 4.5.3 Too many recipients
-  `);
+  `,
+  );
 });
 
 Deno.test("unknown MAIL/RCPT parameters, STOKEN outside a token session: 555 5.5.4", async () => {
-  await transcript(newSession(fakeDeps(), "lmtp"), `${LHLO}
+  await transcript(
+    newSession(fakeDeps(), "lmtp"),
+    `${LHLO}
     C: MAIL FROM:<a@b.example> FOO=bar
     S: 555 5.5.4 Unsupported parameter
     C: MAIL FROM:<a@b.example>
     S: 250 2.1.0 OK
     C: RCPT TO:<alice@example.test> STOKEN=abcdefghijklmnopqrstuvwxyz
     S: 555 5.5.4 Unsupported parameter
-  `);
+  `,
+  );
 });
 
 const SMUGGLES: [string, string][] = [
@@ -298,10 +337,13 @@ Deno.test("DATA split across many chunks and pipelined commands after the end ar
 });
 
 Deno.test("a control character in a command is refused, not executed", async () => {
-  await transcript(newSession(fakeDeps(), "lmtp"), `
+  await transcript(
+    newSession(fakeDeps(), "lmtp"),
+    `
     C: NOOP\x00
     S: 500 5.5.2 *
-  `);
+  `,
+  );
   // A bare LF does not end a command line: the whole line is refused.
   const fake = fakeDeps();
   const s = newSession(fake, "lmtp");
@@ -313,7 +355,9 @@ Deno.test("end() during DATA discards the spooled message", async () => {
   const fake = fakeDeps();
   const s = newSession(fake, "lmtp");
   const o = await s.feed(
-    new TextEncoder().encode("LHLO m\r\nMAIL FROM:<>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\npart"),
+    new TextEncoder().encode(
+      "LHLO m\r\nMAIL FROM:<>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\npart",
+    ),
   );
   assertEquals(o.replies.at(-1)?.code, 354);
   assert(s.inData);

@@ -24,7 +24,9 @@ const MESSAGE = `
 Deno.test("remote recipients: routable ones accepted, delivered with the local ones, 250 only when all are", async () => {
   const fake = fakeDeps();
   fake.routes.set("bob@remote.example", "ok");
-  await transcript(newSession(fake, "submissions"), `${LOGIN}
+  await transcript(
+    newSession(fake, "submissions"),
+    `${LOGIN}
     C: MAIL FROM:<al@example.test>
     S: 250 2.1.0 OK
     C: RCPT TO:<carol@nowhere.example>
@@ -37,8 +39,13 @@ Deno.test("remote recipients: routable ones accepted, delivered with the local o
     S: 354 *
     ${MESSAGE}
     S: 250 2.0.0 * Message accepted
-  `);
-  assertEquals(fake.sent.map((x) => [x.from, x.local, x.rcpt]), [["al@example.test", "alice@example.test", "Bob@remote.example"]]);
+  `,
+  );
+  assertEquals(fake.sent.map((x) => [x.from, x.local, x.rcpt]), [[
+    "al@example.test",
+    "alice@example.test",
+    "Bob@remote.example",
+  ]]);
   assertEquals(fake.delivered.map((d) => d.user), ["bob@example.test"]);
 });
 
@@ -55,14 +62,20 @@ Deno.test("a temporary remote failure: 451, and the retry reaches only the recip
     S: 250 2.1.5 OK
     S: 354 *
     ${MESSAGE}`;
-  await transcript(newSession(fake, "submissions"), `${send}
+  await transcript(
+    newSession(fake, "submissions"),
+    `${send}
     S: 451 4.3.0 Temporary failure, please try again later
-  `);
+  `,
+  );
   assertEquals(fake.delivered.length, 1);
   fake.routes.set("bob@remote.example", "ok");
-  await transcript(newSession(fake, "submissions"), `${send}
+  await transcript(
+    newSession(fake, "submissions"),
+    `${send}
     S: 250 2.0.0 * Message accepted
-  `);
+  `,
+  );
   assertEquals(fake.delivered.length, 1, "the local copy is not delivered twice");
   assertEquals(fake.sent.length, 1);
 });
@@ -70,7 +83,9 @@ Deno.test("a temporary remote failure: 451, and the retry reaches only the recip
 Deno.test("only permanent refusals left: 554 5.0.0", async () => {
   const fake = fakeDeps();
   fake.routes.set("bob@remote.example", "permanent");
-  await transcript(newSession(fake, "submissions"), `${LOGIN}
+  await transcript(
+    newSession(fake, "submissions"),
+    `${LOGIN}
     C: MAIL FROM:<alice@example.test>
     C: RCPT TO:<bob@remote.example>
     C: DATA
@@ -79,7 +94,8 @@ Deno.test("only permanent refusals left: 554 5.0.0", async () => {
     S: 354 *
     ${MESSAGE}
     S: 554 5.0.0 *
-  `);
+  `,
+  );
 });
 
 const LMTP_HEADER_MAIL = (auth: string) => `
@@ -107,19 +123,26 @@ const LMTP_HEADER_MAIL = (auth: string) => `
 Deno.test("LMTP: a Submission-Token header is held for (envelope sender, recipient's user)", async () => {
   const fake = fakeDeps();
   await transcript(newSession(fake, "lmtp"), LMTP_HEADER_MAIL(""));
-  assertEquals(fake.held, [{ remote: "carol@remote.example", local: "alice@example.test", token: "T".repeat(60), source: "header" }]);
+  assertEquals(fake.held, [{
+    remote: "carol@remote.example",
+    local: "alice@example.test",
+    token: "T".repeat(60),
+    source: "header",
+  }]);
   assertMatch(fake.delivered[0]!.body, /^Submission-Token: T{60}\r\n/);
 });
 
 Deno.test("LMTP: not harvested when DKIM and SPF both failed; with require_auth_pass only after a pass", async () => {
-  const failed = "C: Authentication-Results: mx.example.test; dkim=fail header.d=remote.example; spf=fail smtp.mailfrom=remote.example";
+  const failed =
+    "C: Authentication-Results: mx.example.test; dkim=fail header.d=remote.example; spf=fail smtp.mailfrom=remote.example";
   const fake = fakeDeps();
   await transcript(newSession(fake, "lmtp"), LMTP_HEADER_MAIL(failed));
   assertEquals(fake.held.length, 0);
   const strict = fakeDeps({ harvest: { enabled: true, requireAuthPass: true } });
   await transcript(newSession(strict, "lmtp"), LMTP_HEADER_MAIL(""));
   assertEquals(strict.held.length, 0);
-  const passed = "C: Authentication-Results: mx.example.test; spf=pass smtp.mailfrom=carol@remote.example";
+  const passed =
+    "C: Authentication-Results: mx.example.test; spf=pass smtp.mailfrom=carol@remote.example";
   await transcript(newSession(strict, "lmtp"), LMTP_HEADER_MAIL(passed));
   assertEquals(strict.held.length, 1);
 });
