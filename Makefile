@@ -3,8 +3,12 @@
 SHELL := /bin/bash
 DENO := $(shell scripts/ensure-deno)
 CONFIG := var/stoken.json
+# Deno trusts only its bundled roots by default; also trust the system's (a registry proxy's
+# CA may live there) unless the caller chose otherwise.
+DENO_TLS_CA_STORE ?= mozilla,system
+export DENO_TLS_CA_STORE
 
-.PHONY: run test check fmt clean deno
+.PHONY: run test check fmt clean deno binary binary-deno bench
 
 deno:
 	@test -n "$(DENO)" || { echo "make: no deno binary (scripts/ensure-deno failed)" >&2; exit 1; }
@@ -24,6 +28,18 @@ check: deno
 
 fmt: deno
 	$(DENO) fmt
+
+# The single executable dist/stoken (bun build --compile; Bun from scripts/ensure-bun).
+binary:
+	@BUN="$$(scripts/ensure-bun)" && "$$BUN" scripts/build-binary.ts
+
+# dist/stoken-deno with deno compile (needs its runtime download, see the script).
+binary-deno: deno
+	@DENO=$(DENO) scripts/build-binary-deno
+
+# Benchmarks side by side with peers (scripts/bench; BENCH_QUICK=1 for a smoke run).
+bench: deno
+	@DENO=$(DENO) scripts/bench
 
 clean:
 	rm -rf dist/ .tools/ node_modules/
