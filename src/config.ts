@@ -61,7 +61,7 @@ export interface Config {
     readonly dns_servers: readonly string[];
     /** Bound on one whole token delivery attempt, connection to last reply. */
     readonly timeout_s: number;
-    /** Extra CA (PEM file) trusted for Token Servers, for private setups ("" = system roots only). */
+    /** CA (PEM file) trusted for Token Servers instead of the system's roots, for private setups ("" = system roots). */
     readonly ca_file: string;
   };
   /** Tokens harvested from Submission-Token headers of mail arriving on the LMTP listener (§9). */
