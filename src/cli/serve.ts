@@ -13,6 +13,7 @@ import { Server } from "../server/server.ts";
 import type { SessionDeps } from "../session/deps.ts";
 import { type ListenerKind, Session } from "../session/session.ts";
 import { Users } from "../store/users.ts";
+import { CachedUsers } from "../store/user_cache.ts";
 import { newDeliveryId } from "../delivery/ids.ts";
 import { LibsqlRecentDeliveries } from "../store/recent.ts";
 
@@ -95,7 +96,7 @@ function sessionDeps(
   return {
     hostname: config.hostname,
     isLocalDomain: (d) => domains.has(d),
-    users: new Users(db, domains),
+    users: new CachedUsers(new Users(db, domains)),
     spool: new MemorySpillSpool(config.spool_dir),
     mailboxes: new Maildirs(config.mail_root, {
       fsync: config.delivery.fsync,
