@@ -9,12 +9,16 @@
 //     [--size 1024] [--per-connection] [--tls implicit|none] [--json]
 //
 // --tls none with no --token speaks plain LMTP (the L1 dialog) so the client's own cost
-// can be compared with smtp-source on the same listener.
+// can be compared with smtp-source on the same listener. --client stoken drives the same
+// deliveries through src/client's SmtpClient instead (what the Remote Client really sends:
+// certificate checked against --ca, MAIL/RCPT/DATA pipelined).
 // Loopback only: the host must be a loopback address (this tool generates load).
+import { readFileSync } from "node:fs";
 import { connect as tcpConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import process from "node:process";
 import { parseArgs } from "node:util";
+import { SmtpClient } from "../src/client/mod.ts";
 
 interface Options {
   host: string;
@@ -28,13 +32,17 @@ interface Options {
   size: number;
   perConnection: boolean;
   pipeline: boolean;
+  client: "raw" | "stoken";
+  /** PEM of the CA that signs the server's certificate (--client stoken). */
+  ca: string;
   timeoutS: number;
   json: boolean;
 }
 
 const USAGE = `usage: loadgen.ts --port PORT --to RCPT [--from SENDER] [--token TOKEN]
   [--host 127.0.0.1] [--tls implicit|none] [--concurrency 10] [--messages 2000]
-  [--size 1024] [--per-connection] [--pipeline] [--timeout 120] [--json]`;
+  [--size 1024] [--per-connection] [--pipeline] [--client raw|stoken] [--ca FILE]
+  [--timeout 120] [--json]`;
 
 function options(args: string[]): Options {
   const { values } = parseArgs({
@@ -51,6 +59,8 @@ function options(args: string[]): Options {
       size: { type: "string", default: "1024" },
       "per-connection": { type: "boolean", default: false },
       pipeline: { type: "boolean", default: false },
+      client: { type: "string", default: "raw" },
+      ca: { type: "string" },
       timeout: { type: "string", default: "120" },
       json: { type: "boolean", default: false },
     },
@@ -58,12 +68,20 @@ function options(args: string[]): Options {
   });
   const num = (name: string, v: string | undefined, min: number): number => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be a whole number >= ${min}: "${v}"`);
+    if (!Number.isInteger(n) || n < min) {
+      throw new Error(`--${name} must be a whole number >= ${min}: "${v}"`);
+    }
     return n;
   };
   if (!values.port || !values.to) throw new Error(USAGE);
   if (values.tls !== "implicit" && values.tls !== "none") {
     throw new Error(`--tls must be implicit or none: "${values.tls}"`);
+  }
+  if (values.client !== "raw" && values.client !== "stoken") {
+    throw new Error(`--client must be raw or stoken: "${values.client}"`);
+  }
+  if (values.client === "stoken" && values.tls === "implicit" && !values.ca) {
+    throw new Error("--client stoken with TLS needs --ca (the server certificate is verified)");
   }
   // Load goes to this machine only.
   if (!/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(values.host)) {
@@ -81,6 +99,8 @@ function options(args: string[]): Options {
     size: num("size", values.size, 0),
     perConnection: values["per-connection"],
     pipeline: values.pipeline,
+    client: values.client,
+    ca: values.ca ? readFileSync(values.ca, "utf8") : "",
     timeoutS: num("timeout", values.timeout, 1),
     json: values.json,
   };
@@ -179,10 +199,18 @@ function message(o: Options, n: number, worker: number): string {
   body += "y".repeat(o.size % line.length) + (o.size % line.length ? "\r\n" : "");
   return `From: <${o.from}>\r\nTo: <${o.to}>\r\nSubject: loadgen ${n}\r\n` +
     `Date: ${new Date().toUTCString()}\r\n` +
-    `Message-ID: <${Date.now()}.${worker}.${n}.loadgen@bench.invalid>\r\n\r\n${body}.\r\n`;
+    `Message-ID: <${Date.now()}.${worker}.${n}.loadgen@bench.invalid>\r\n\r\n${body}`;
 }
 
-class Session {
+/** One delivery session, whichever client speaks it. */
+interface Delivering {
+  deliver(msg: string): Promise<void>;
+  quit(): Promise<void>;
+  close(): void;
+}
+
+/** The raw client: one command per write unless --pipeline, no certificate check. */
+class Session implements Delivering {
   constructor(readonly wire: Wire, readonly o: Options) {}
 
   static async open(o: Options): Promise<Session> {
@@ -216,7 +244,8 @@ class Session {
       await wire.command(rcpt, 2);
       await wire.command("DATA", 3);
     }
-    wire.write(msg);
+    // The generated body has no line starting with ".": no dot-stuffing needed.
+    wire.write(msg + ".\r\n");
     expect(await wire.reply(), 2, "end of data");
   }
 
@@ -228,6 +257,66 @@ class Session {
     }
     this.wire.close();
   }
+
+  close(): void {
+    this.wire.close();
+  }
+}
+
+const encoder = new TextEncoder();
+
+/** src/client's SmtpClient, as the Remote Client uses it (PROTOCOL.md §8). */
+class ClientSession implements Delivering {
+  private constructor(readonly c: SmtpClient, readonly o: Options) {}
+
+  static async open(o: Options): Promise<ClientSession> {
+    const c = await SmtpClient.open({
+      host: o.host,
+      port: o.port,
+      tls: o.tls,
+      lmtp: true,
+      helo: "loadgen.bench.invalid",
+      servername: "localhost",
+      ...(o.ca ? { ca: o.ca } : {}),
+      timeoutMs: o.timeoutS * 1000,
+    });
+    try {
+      if (o.token) {
+        const r = await c.authStoken(o.to, o.token);
+        if (r.code !== 235) throw new Error(`AUTH STOKEN refused: ${r.code}`);
+      }
+      return new ClientSession(c, o);
+    } catch (e) {
+      c.close();
+      throw e;
+    }
+  }
+
+  async deliver(msg: string): Promise<void> {
+    const { o } = this;
+    const params = o.token ? { STOKEN: o.token } : undefined;
+    const r = await this.c.send(
+      o.from,
+      [{ address: o.to, ...(params ? { params } : {}) }],
+      encoder.encode(msg),
+    );
+    const d = r.data[0];
+    if (!d || d.code < 200 || d.code >= 300) {
+      throw new Error(`Delivery refused: ${d ? d.code : r.rcpts[0]?.code ?? r.mail.code}`);
+    }
+  }
+
+  quit(): Promise<void> {
+    return this.c.quit();
+  }
+
+  close(): void {
+    this.c.close();
+  }
+}
+
+function openSession(o: Options): Promise<Delivering> {
+  return o.client === "stoken" ? ClientSession.open(o) : Session.open(o);
 }
 
 interface Result {
@@ -259,19 +348,19 @@ export async function run(o: Options): Promise<Result> {
   };
 
   async function worker(w: number): Promise<void> {
-    let s: Session | null = null;
+    let s: Delivering | null = null;
     while (next < o.messages && performance.now() < deadline) {
       const n = next++;
       const msg = message(o, n, w);
       // T2 measures from before the TCP connect: the handshake is part of the delivery.
       const t0 = performance.now();
       try {
-        s ??= await Session.open(o);
+        s ??= await openSession(o);
         await s.deliver(msg);
         latencies[done++] = performance.now() - t0;
       } catch (e) {
         note(e);
-        s?.wire.close();
+        s?.close();
         s = null;
         // A server that refuses everything must not spin this loop hot.
         if (errors > o.messages / 10 + 10) break;
@@ -314,7 +403,9 @@ if (import.meta.main) {
   else {
     console.log(
       `${r.messages} messages in ${r.seconds.toFixed(2)} s: ${r.rate.toFixed(0)} msgs/s, ` +
-        `p50 ${r.p50_ms.toFixed(2)} ms, p99 ${r.p99_ms.toFixed(2)} ms, max ${r.max_ms.toFixed(2)} ms` +
+        `p50 ${r.p50_ms.toFixed(2)} ms, p99 ${r.p99_ms.toFixed(2)} ms, max ${
+          r.max_ms.toFixed(2)
+        } ms` +
         (r.errors ? `, ${r.errors} errors (first: ${r.first_error})` : ""),
     );
   }

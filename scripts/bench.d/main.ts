@@ -28,7 +28,7 @@ import {
   type TargetName,
 } from "./peers.ts";
 import { run, setPidDir, stopAll } from "./procs.ts";
-import { cell, num, ratio, ratioText, type Summary, summarize, table } from "./stats.ts";
+import { cell, num, ratio, ratioText, summarize, type Summary, table } from "./stats.ts";
 import {
   type Counts,
   DESCRIPTION,
@@ -65,8 +65,8 @@ const counts: Counts = {
   L1: envInt("BENCH_L1_MSGS", 5000, 1000),
   L2: envInt("BENCH_L2_MSGS", 2000, 300),
   L3: envInt("BENCH_L3_MSGS", 1000, 200),
-  L4: envInt("BENCH_L4_MSGS", 2000, 400),
-  T1: envInt("BENCH_T1_MSGS", 5000, 1000),
+  L4: envInt("BENCH_L4_MSGS", 1000, 400),
+  T1: envInt("BENCH_T1_MSGS", 4000, 1000),
   T2: envInt("BENCH_T2_MSGS", 1000, 200),
 };
 const reps = envInt("BENCH_REPS", 3, 1);
@@ -79,7 +79,9 @@ const logLevel = env.BENCH_STOKEN_LOG || "info";
 const work = env.BENCH_WORK;
 const modules = env.BENCH_NODE_MODULES;
 if (!work || !modules) {
-  console.error("scripts/bench.d/main.ts is started by scripts/bench (BENCH_WORK, BENCH_NODE_MODULES)");
+  console.error(
+    "scripts/bench.d/main.ts is started by scripts/bench (BENCH_WORK, BENCH_NODE_MODULES)",
+  );
   process.exit(2);
 }
 setPidDir(join(work, "pids"));
@@ -88,15 +90,25 @@ function say(s: string): void {
   process.stderr.write(s + "\n");
 }
 
+/** Set by SIGINT/SIGTERM: no new run starts while the servers are being stopped. */
+let interrupted = false;
+
 type Key = `${WorkloadName}/${TargetName}`;
 const samples = new Map<Key, Sample[]>();
 const errors: string[] = [];
 
 function record(w: WorkloadName, t: TargetName, s: Sample): void {
+  if (interrupted) throw new Error("Interrupted");
   const k: Key = `${w}/${t}`;
   samples.set(k, [...(samples.get(k) ?? []), s]);
-  const lat = s.p50Ms === undefined ? "" : `  p50 ${num(s.p50Ms)} ms  p99 ${num(s.p99Ms ?? NaN)} ms`;
-  say(`  ${w.padEnd(5)} ${t.padEnd(15)} ${s.error ? `FAILED: ${s.error}` : `${num(s.rate)} msgs/s${lat}`}`);
+  const lat = s.p50Ms === undefined
+    ? ""
+    : `  p50 ${num(s.p50Ms)} ms  p99 ${num(s.p99Ms ?? NaN)} ms`;
+  say(
+    `  ${w.padEnd(5)} ${t.padEnd(15)} ${
+      s.error ? `FAILED: ${s.error}` : `${num(s.rate)} msgs/s${lat}`
+    }`,
+  );
   if (s.error) errors.push(`${w} ${t}: ${s.error}`);
 }
 
@@ -135,7 +147,10 @@ async function throughput(): Promise<void> {
   const stoken = await startStoken(work!, "stoken", { fsync: true, logLevel });
   targets.set("stoken", stoken);
   if (only.includes("L1") || wantT) {
-    targets.set("stoken-nofsync", await startStoken(work!, "stoken-nofsync", { fsync: false, logLevel }));
+    targets.set(
+      "stoken-nofsync",
+      await startStoken(work!, "stoken-nofsync", { fsync: false, logLevel }),
+    );
   }
   const starters: Record<PeerName, () => Promise<Target>> = {
     "smtp-sink": () => startSink(work!),
@@ -173,11 +188,12 @@ async function throughput(): Promise<void> {
         ["L1-lg", "stoken"],
         ["T1", "stoken"],
         ["T1", "stoken-nofsync"],
+        ["T1c", "stoken"],
         ["T2", "stoken"],
       ];
       for (const [w, name] of rotate(runs, rep)) {
         const t = targets.get(name)!;
-        record(w, name, await loadgen(w as "L1-lg" | "T1" | "T2", t, counts));
+        record(w, name, await loadgen(w as "L1-lg" | "T1" | "T1c" | "T2", t, counts));
         await syncDisk();
       }
     }
@@ -195,14 +211,18 @@ async function memory(): Promise<void> {
     ["stoken", () => startStoken(work!, "stoken", { fsync: true, logLevel })],
   ];
   if (peers.includes("smtp-sink")) fresh.push(["smtp-sink", () => startSink(work!)]);
-  if (peers.includes("nodemailer")) fresh.push(["nodemailer", () => startNodemailer(work!, modules!)]);
+  if (peers.includes("nodemailer")) {
+    fresh.push(["nodemailer", () => startNodemailer(work!, modules!)]);
+  }
   for (const [name, make] of fresh) {
     say(`M1 ${name}: ${m1Conns} idle connections`);
     let t = await make();
     await warmUp(t);
     const r1 = await m1(t, m1Conns);
     m1Results.set(name, r1);
-    say(`  ${num(r1.perConnKiB)} KiB per connection (${r1.connections} open, ${r1.refused} refused)`);
+    say(
+      `  ${num(r1.perConnKiB)} KiB per connection (${r1.connections} open, ${r1.refused} refused)`,
+    );
     await t.stop();
     say(`M2 ${name}: one ${m2Mb} MB message`);
     t = await make();
@@ -261,7 +281,11 @@ function checks(): Check[] {
 function report(): string {
   const out: string[] = [];
   const names: TargetName[] = [...peers, "stoken"];
-  const head = ["workload", ...names.map((n) => `${n} msgs/s`), ...peers.map((p) => `stoken ÷ ${p}`)];
+  const head = [
+    "workload",
+    ...names.map((n) => `${n} msgs/s`),
+    ...peers.map((p) => `stoken ÷ ${p}`),
+  ];
   const rows: string[][] = [];
   const addRow = (label: string, w: WorkloadName, ours: TargetName, showPeers: boolean) => {
     const st = rates(w, ours);
@@ -281,12 +305,15 @@ function report(): string {
   out.push(table(head, rows));
 
   const tRows: string[][] = [];
-  for (const [label, w, t] of [
-    ["L1-lg (loadgen, plain LMTP)", "L1-lg", "stoken"],
-    ["T1", "T1", "stoken"],
-    ["T1 fsync off", "T1", "stoken-nofsync"],
-    ["T2", "T2", "stoken"],
-  ] as [string, WorkloadName, TargetName][]) {
+  for (
+    const [label, w, t] of [
+      ["L1-lg (loadgen, plain LMTP)", "L1-lg", "stoken"],
+      ["T1", "T1", "stoken"],
+      ["T1 fsync off", "T1", "stoken-nofsync"],
+      ["T1c (src/client)", "T1c", "stoken"],
+      ["T2", "T2", "stoken"],
+    ] as [string, WorkloadName, TargetName][]
+  ) {
     const r = rates(w, t);
     if (r === null) continue;
     tRows.push([
@@ -298,7 +325,10 @@ function report(): string {
     ]);
   }
   if (tRows.length) {
-    out.push("", table(["stoken's own client", "msgs/s", "p50 ms", "p99 ms", "÷ stoken L1"], tRows));
+    out.push(
+      "",
+      table(["stoken's own client", "msgs/s", "p50 ms", "p99 ms", "÷ stoken L1"], tRows),
+    );
   }
 
   if (m1Results.size || m2Results.size) {
@@ -308,13 +338,20 @@ function report(): string {
       const b = m2Results.get(n);
       return [
         n,
-        a ? `${num(a.perConnKiB)} (${a.connections} open${a.refused ? `, ${a.refused} refused` : ""})` : "—",
+        a
+          ? `${num(a.perConnKiB)} (${a.connections} open${
+            a.refused ? `, ${a.refused} refused` : ""
+          })`
+          : "—",
         b ? (b.error ? "failed" : num(b.growthKiB / 1024)) : "—",
       ];
     });
     out.push(
       "",
-      table(["memory", `M1 KiB per idle connection`, `M2 RSS growth MiB (${m2Mb} MB message)`], mRows),
+      table(
+        ["memory", `M1 KiB per idle connection`, `M2 RSS growth MiB (${m2Mb} MB message)`],
+        mRows,
+      ),
     );
   }
 
@@ -338,7 +375,9 @@ function report(): string {
       `L4 ${counts.L4}, T1 ${counts.T1}, T2 ${counts.T2}; ${reps} repetition(s), median (min–max).`,
   );
   out.push(
-    `Machine: ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, ` +
+    `Machine: ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${
+      Math.round(totalmem() / 2 ** 30)
+    } GiB, ` +
       `Deno ${process.versions.deno ?? "?"}; ${new Date().toISOString()}.`,
   );
   if (errors.length) out.push("", "Failed runs:", ...errors.map((e) => `- ${e}`));
@@ -347,6 +386,8 @@ function report(): string {
 
 async function main(): Promise<number> {
   const shutdown = async () => {
+    interrupted = true;
+    say("interrupted: stopping every server");
     await stopAll();
     process.exit(130);
   };

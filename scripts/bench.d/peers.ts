@@ -18,6 +18,8 @@ export interface Target {
   readonly tlsPort?: number;
   /** stoken only: a permanent token for (SENDER, RCPT). */
   readonly token?: string;
+  /** stoken only: its self-signed certificate, the CA for a verifying client. */
+  readonly caFile?: string;
   readonly proc: Proc;
   stop(): Promise<void>;
 }
@@ -169,6 +171,7 @@ export async function startStoken(
     lmtpPort,
     tlsPort,
     token,
+    caFile: join(dir, "tls/cert.pem"),
     proc,
     stop: () => stop(proc),
   };

@@ -149,7 +149,9 @@ export async function must(
 ): Promise<string> {
   const r = await run(cmd, args, o);
   if (r.code !== 0) {
-    throw new Error(`"${cmd} ${args.join(" ")}" failed (${r.code}): ${r.stderr.trim().slice(-500)}`);
+    throw new Error(
+      `"${cmd} ${args.join(" ")}" failed (${r.code}): ${r.stderr.trim().slice(-500)}`,
+    );
   }
   return r.stdout;
 }

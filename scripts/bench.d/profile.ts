@@ -1,4 +1,5 @@
-// `scripts/bench profile`: a CPU profile of stoken under L1 and T1. This Deno has no
+// `scripts/bench profile`: CPU profiles of stoken under L1 and T1 (BENCH_PROFILE_ONLY picks
+// others; BENCH_PROFILE_FSYNC=0 turns stoken's fsync off). This Deno has no
 // --cpu-prof, so stoken runs with --inspect on loopback and the V8 inspector's Profiler
 // domain records the profile; it is saved as a .cpuprofile (Chrome DevTools opens it) and
 // summarized as self and inclusive time per function and self time per file.
@@ -143,7 +144,14 @@ export function summarizeProfile(p: CpuProfile, n = 30): string {
 export async function profile(work: string, counts: Counts, logLevel: string): Promise<void> {
   const outDir = process.env.BENCH_RESULTS || join(work, "profile");
   await mkdir(outDir, { recursive: true });
-  for (const w of ["L1", "T1"] as const) {
+  const all = ["L1", "L2", "L3", "L4", "T1", "T2"] as const;
+  const want = (process.env.BENCH_PROFILE_ONLY || "L1,T1").split(",").map((x) => x.trim());
+  for (const w of want) {
+    if (!(all as readonly string[]).includes(w)) {
+      throw new Error(`BENCH_PROFILE_ONLY has an unknown workload: "${w}"`);
+    }
+  }
+  for (const w of all.filter((x) => want.includes(x))) {
     const port = await freePort();
     const t = await startStoken(work, "stoken", {
       fsync: process.env.BENCH_PROFILE_FSYNC !== "0",
@@ -156,12 +164,15 @@ export async function profile(work: string, counts: Counts, logLevel: string): P
       await insp.send("Profiler.enable");
       await insp.send("Profiler.setSamplingInterval", { interval: 200 });
       await insp.send("Profiler.start");
-      const s = w === "L1" ? await smtpSource("L1", t, counts) : await loadgen("T1", t, counts);
+      const s = w === "T1" || w === "T2"
+        ? await loadgen(w, t, counts)
+        : await smtpSource(w, t, counts);
       const { profile: p } = await insp.send<{ profile: CpuProfile }>("Profiler.stop");
       insp.close();
       const file = join(outDir, `stoken-${w}.cpuprofile`);
       await writeFile(file, JSON.stringify(p));
-      const text = `# ${w}: ${s.error ? `FAILED ${s.error}` : `${num(s.rate)} msgs/s under the profiler`}\n` +
+      const text =
+        `# ${w}: ${s.error ? `FAILED ${s.error}` : `${num(s.rate)} msgs/s under the profiler`}\n` +
         summarizeProfile(p);
       await writeFile(join(outDir, `stoken-${w}.txt`), text + "\n");
       console.log(text + `\n(profile: ${file})\n`);

@@ -20,7 +20,10 @@ export function summarize(samples: readonly number[]): Summary | null {
 export function num(x: number): string {
   if (!Number.isFinite(x)) return "—";
   const digits = Math.abs(x) >= 100 ? 0 : Math.abs(x) >= 10 ? 1 : 2;
-  return x.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  return x.toLocaleString("en-US", {
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  });
 }
 
 export function cell(s: Summary | null): string {

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { run } from "./procs.ts";
 import { RCPT, REPO, SENDER, type Target } from "./peers.ts";
 
-export type WorkloadName = "L1" | "L2" | "L3" | "L4" | "L1-lg" | "T1" | "T2";
+export type WorkloadName = "L1" | "L2" | "L3" | "L4" | "L1-lg" | "T1" | "T1c" | "T2";
 
 export interface Counts {
   readonly sessions: number;
@@ -33,13 +33,18 @@ export const DESCRIPTION: Record<WorkloadName, string> = {
   "L4": "LMTP, persistent sessions, 1 KB, 5 rcpts",
   "L1-lg": "L1 driven by scripts/loadgen.ts instead of smtp-source (client cost reference)",
   "T1": "TLS token sessions (LHLO, AUTH STOKEN, RCPT STOKEN=), persistent, 1 KB",
+  "T1c": "T1 sent with src/client's SmtpClient (certificate verified, MAIL/RCPT/DATA pipelined)",
   "T2": "TLS token delivery, one connection per message (handshake included)",
 };
 
 const RUN_TIMEOUT_MS = 180_000;
 
 /** smtp-source against a target's LMTP listener. */
-export async function smtpSource(w: "L1" | "L2" | "L3" | "L4", t: Target, c: Counts): Promise<Sample> {
+export async function smtpSource(
+  w: "L1" | "L2" | "L3" | "L4",
+  t: Target,
+  c: Counts,
+): Promise<Sample> {
   const messages = c[w];
   const args = [
     "-L",
@@ -65,8 +70,12 @@ export async function smtpSource(w: "L1" | "L2" | "L3" | "L4", t: Target, c: Cou
 }
 
 /** scripts/loadgen.ts: T1, T2 on the TLS listener with a token; L1-lg on plain LMTP. */
-export async function loadgen(w: "L1-lg" | "T1" | "T2", t: Target, c: Counts): Promise<Sample> {
-  const messages = w === "L1-lg" ? c.L1 : c[w];
+export async function loadgen(
+  w: "L1-lg" | "T1" | "T1c" | "T2",
+  t: Target,
+  c: Counts,
+): Promise<Sample> {
+  const messages = w === "L1-lg" ? c.L1 : w === "T1c" ? c.T1 : c[w];
   const args = [
     "run",
     "--allow-all",
@@ -90,6 +99,10 @@ export async function loadgen(w: "L1-lg" | "T1" | "T2", t: Target, c: Counts): P
     }
     args.push("--tls", "implicit", "--port", String(t.tlsPort), "--token", t.token);
     if (w === "T2") args.push("--per-connection");
+    if (w === "T1c") {
+      if (t.caFile === undefined) return { rate: NaN, error: `${t.name} has no certificate` };
+      args.push("--client", "stoken", "--ca", t.caFile);
+    }
   }
   const r = await run(process.execPath, args, { timeoutMs: RUN_TIMEOUT_MS });
   let out;
