@@ -4,8 +4,8 @@
 // host name against `servername` (RFC 8314 §3, RFC 6125).
 import * as net from "node:net";
 import * as tls from "node:tls";
-import type { Buffer } from "node:buffer";
 import { clearTimeout, setTimeout } from "node:timers";
+import { SocketReader } from "./socket_reader.ts";
 import type { Conn, TlsSource } from "./types.ts";
 
 export interface ConnectOptions {
@@ -143,36 +143,25 @@ export function startTlsClient(conn: Conn, opts: StartTlsOptions): Promise<Conn>
   return ClientConn.upgrade(conn, opts);
 }
 
-/**
- * A client connection, pull-based like the server's: the socket is paused except while a
- * read() waits, so unread input stays in the kernel and can be discarded before STARTTLS.
- */
+/** A client connection, pull-based like the server's (SocketReader). */
 class ClientConn implements Conn {
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly secure: boolean;
   #sock: net.Socket;
-  #queue: Uint8Array[] = [];
-  #waiters: ((chunk: Uint8Array | null) => void)[] = [];
-  #eof = false;
-  #closed = false;
+  #reader: SocketReader;
 
   constructor(sock: net.Socket, secure: boolean, remoteAddress: string, remotePort: number) {
     this.#sock = sock;
     this.secure = secure;
     this.remoteAddress = remoteAddress;
     this.remotePort = remotePort;
-    // Pause before adding the 'data' listener, or adding it would switch to flowing mode.
-    sock.pause();
+    this.#reader = new SocketReader(sock);
     try {
       sock.setNoDelay(true);
     } catch {
       // Not supported on this socket: only latency is affected.
     }
-    sock.on("data", this.#onData);
-    sock.on("end", this.#onEnd);
-    sock.on("close", this.#onEnd);
-    sock.on("error", this.#onEnd);
   }
 
   static async upgrade(conn: Conn, opts: StartTlsOptions): Promise<Conn> {
@@ -180,10 +169,10 @@ class ClientConn implements Conn {
       throw new TypeError("startTlsClient needs a connection made by connect()");
     }
     checkTimeout(opts.timeoutMs);
-    if (conn.#closed) throw new ConnectError("network", "Connection is closed");
+    if (conn.#reader.detached) throw new ConnectError("network", "Connection is closed");
     if (conn.secure) throw new ConnectError("tls", "Connection is already secure");
     const sock = conn.#sock;
-    conn.#detach();
+    conn.#reader.detach();
     sock.on("error", () => {});
     // Drop whatever node has already buffered; later plaintext reaches the TLS layer and
     // fails the handshake, which is the safe outcome.
@@ -204,43 +193,19 @@ class ClientConn implements Conn {
     return new ClientConn(t, true, conn.remoteAddress, conn.remotePort);
   }
 
-  #onData = (buf: Buffer): void => {
-    this.#sock.pause();
-    if (this.#closed) return;
-    const chunk = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-    const waiter = this.#waiters.shift();
-    if (waiter) waiter(chunk);
-    else this.#queue.push(chunk);
-  };
-
-  #onEnd = (): void => {
-    this.#eof = true;
-    for (const w of this.#waiters.splice(0)) w(null);
-  };
-
   read(): Promise<Uint8Array | null> {
-    if (this.#closed) return Promise.resolve(null);
-    const next = this.#queue.shift();
-    if (next) return Promise.resolve(next);
-    if (this.#eof) return Promise.resolve(null);
-    return new Promise((resolve) => {
-      this.#waiters.push(resolve);
-      this.#sock.resume();
-    });
+    return this.#reader.read();
   }
 
   write(data: Uint8Array | string): Promise<void> {
-    if (this.#closed || this.#sock.destroyed || !this.#sock.writable) {
+    if (this.#reader.detached || this.#sock.destroyed || !this.#sock.writable) {
       return Promise.reject(new ConnectError("network", "Connection is closed"));
     }
     return new Promise((resolve, reject) => {
       this.#sock.write(
         data,
-        (
-          err,
-        ) => (err
-          ? reject(new ConnectError("network", `Write failed: ${err.message}`))
-          : resolve()),
+        (err) =>
+          err ? reject(new ConnectError("network", `Write failed: ${err.message}`)) : resolve(),
       );
     });
   }
@@ -249,22 +214,9 @@ class ClientConn implements Conn {
     return Promise.reject(new TypeError("A client connection upgrades with startTlsClient()"));
   }
 
-  /** Stop using the socket: no more reads from this Conn, pending reads get null. */
-  #detach(): void {
-    this.#closed = true;
-    this.#queue = [];
-    const sock = this.#sock;
-    sock.pause();
-    sock.removeListener("data", this.#onData);
-    sock.removeListener("end", this.#onEnd);
-    sock.removeListener("close", this.#onEnd);
-    sock.removeListener("error", this.#onEnd);
-    for (const w of this.#waiters.splice(0)) w(null);
-  }
-
   close(): void {
-    if (this.#closed) return;
-    this.#detach();
+    if (this.#reader.detached) return;
+    this.#reader.detach();
     // The client speaks last (QUIT) or gives up: nothing more is owed to the peer.
     this.#sock.on("error", () => {});
     this.#sock.destroy();

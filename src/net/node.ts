@@ -8,6 +8,7 @@ import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { chmod, lstat, readFile, unlink } from "node:fs/promises";
 import process from "node:process";
 import { clearTimeout, setImmediate, setTimeout } from "node:timers";
+import { SocketReader } from "./socket_reader.ts";
 import type { Conn, Listener, ListenSpec, TlsCredentials, TlsSource } from "./types.ts";
 
 /** Longest a TLS handshake may take before the connection is dropped. */
@@ -73,25 +74,17 @@ function serverHandshake(
   return { socket: t, done };
 }
 
-interface Received {
-  readonly chunk: Uint8Array;
-  /** Number of write() calls made before the chunk was received. */
-  readonly writes: number;
-}
-
 /**
- * A Conn over a node socket, pull-based: the socket stays paused except while a read() waits,
- * so a slow session applies TCP back-pressure instead of buffering without bound.
+ * A Conn over a node socket, pull-based (SocketReader): a slow session applies TCP
+ * back-pressure instead of buffering without bound.
  */
 export class NodeConn implements Conn {
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly secure: boolean;
   #sock: net.Socket;
-  #queue: Received[] = [];
-  #waiters: ((chunk: Uint8Array | null) => void)[] = [];
-  #eof = false;
-  #closed = false;
+  #reader: SocketReader;
+  /** Number of write() calls so far; chunks are marked with it as they arrive. */
   #writes = 0;
   /** A TLS upgrade in progress: close() must abort it too. */
   #upgrading: tls.TLSSocket | null = null;
@@ -101,72 +94,44 @@ export class NodeConn implements Conn {
     this.secure = secure;
     this.remoteAddress = remoteAddress;
     this.remotePort = remotePort;
-    // Pause before adding the 'data' listener, or adding it would switch to flowing mode.
-    sock.pause();
+    this.#reader = new SocketReader(sock);
     try {
       sock.setNoDelay(true);
     } catch {
       // Not a TCP socket (unix): nothing to set.
     }
-    sock.on("data", this.#onData);
-    sock.on("end", this.#onEnd);
-    sock.on("close", this.#onEnd);
-    sock.on("error", this.#onEnd);
     // Node emits 'error' on the next tick after a failed write destroyed the socket, possibly
-    // after close() detached #onEnd: an 'error' without a listener would crash the process.
+    // after close() detached the reader: an 'error' without a listener would crash the process.
     sock.on("error", ignore);
   }
 
-  #onData = (buf: Buffer): void => {
-    this.#sock.pause();
-    if (this.#closed) return;
-    const chunk = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-    const waiter = this.#waiters.shift();
-    if (waiter) waiter(chunk);
-    else this.#queue.push({ chunk, writes: this.#writes });
-  };
-
-  #onEnd = (): void => {
-    this.#eof = true;
-    for (const w of this.#waiters.splice(0)) w(null);
-  };
-
   read(): Promise<Uint8Array | null> {
-    if (this.#closed) return Promise.resolve(null);
-    const next = this.#queue.shift();
-    if (next) return Promise.resolve(next.chunk);
-    if (this.#eof) return Promise.resolve(null);
-    return new Promise((resolve) => {
-      this.#waiters.push(resolve);
-      this.#sock.resume();
-    });
+    return this.#reader.read();
   }
 
   write(data: Uint8Array | string): Promise<void> {
-    if (this.#closed || this.#sock.destroyed || !this.#sock.writable) {
+    if (this.#reader.detached || this.#sock.destroyed || !this.#sock.writable) {
       return Promise.reject(new Error("Connection is closed"));
     }
     // Take in whatever the socket has buffered, so that startTls() can tell input that
     // arrived before this write from input that arrived after it (see startTls).
-    while (this.#sock.readableLength > 0 && this.#sock.read() !== null) {
-      // Each read() emits 'data', which queues the chunk.
-    }
-    this.#writes++;
+    this.#reader.drainBuffered();
+    this.#reader.mark = ++this.#writes;
     return new Promise((resolve, reject) => {
       this.#sock.write(data, (err) => (err ? reject(err) : resolve()));
     });
   }
 
   async startTls(source: TlsSource): Promise<Conn> {
-    if (this.#closed) throw new Error("Connection is closed");
+    if (this.#reader.detached) throw new Error("Connection is closed");
     const sock = this.#sock;
     sock.pause();
     // RFC 3207 §4.2 / §6: plaintext sent after STARTTLS but before our 220 reply must never be
     // used after the handshake (command injection). Everything received before the last write
     // (the 220) is dropped. Bytes received after it are the client's TLS handshake and go to
     // the TLS layer; plaintext there only makes the handshake fail.
-    const after = this.#queue.filter((r) => r.writes === this.#writes).map((r) => r.chunk);
-    this.#detach();
+    const after = this.#reader.unreadWithMark(this.#writes);
+    this.#reader.detach();
     if (after.length > 0) sock.unshift(Buffer.concat(after));
     try {
       const { socket, done } = serverHandshake(sock, source);
@@ -181,18 +146,6 @@ export class NodeConn implements Conn {
     }
   }
 
-  /** Stop using the socket: no more reads from this Conn, pending reads get null. */
-  #detach(): void {
-    this.#closed = true;
-    this.#queue = [];
-    const sock = this.#sock;
-    sock.removeListener("data", this.#onData);
-    sock.removeListener("end", this.#onEnd);
-    sock.removeListener("close", this.#onEnd);
-    sock.removeListener("error", this.#onEnd);
-    for (const w of this.#waiters.splice(0)) w(null);
-  }
-
   close(): void {
     if (this.#upgrading) {
       // Closing during the handshake aborts it; startTls() then rejects.
@@ -200,8 +153,8 @@ export class NodeConn implements Conn {
       this.#sock.destroy();
       return;
     }
-    if (this.#closed) return;
-    this.#detach();
+    if (this.#reader.detached) return;
+    this.#reader.detach();
     lingeringClose(this.#sock);
   }
 }
