@@ -1,7 +1,7 @@
 // `stoken keys rotate|list`: the token keys of the key file. Rotation adds a key and makes
 // it current; older keys stay, so tokens issued under them keep working until they
 // expire (PROTOCOL §5). `list` shows ids and dates, never a secret.
-import { parseArgs } from "node:util";
+import { parseSubcommand } from "./args.ts";
 import { loadConfig } from "../config.ts";
 import { readKeyFile, rotateKeys, writeKeyFile } from "../store/key_file.ts";
 import { configPath } from "./config_path.ts";
@@ -13,24 +13,10 @@ const USAGE = `usage:
                       list token key ids and creation dates`;
 
 export async function run(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      options: { config: { type: "string" }, help: { type: "boolean", short: "h" } },
-      allowPositionals: true,
-      strict: true,
-    });
-  } catch (e) {
-    console.error(`${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const [sub, ...rest] = positionals;
+  const parsed = parseSubcommand(args, USAGE);
+  if (typeof parsed === "number") return parsed;
+  const values = parsed;
+  const [sub, ...rest] = parsed.positionals;
   if ((sub !== "rotate" && sub !== "list") || rest.length > 0) {
     const why = sub === undefined
       ? "Missing subcommand"

@@ -1,14 +1,12 @@
 // `stoken token gen|revoke|list`: the administrator's side of GENSTOKEN / REVSTOKEN
 // (PROTOCOL §4). `list` shows pairs and dates, never a token.
-import { parseArgs } from "node:util";
-import { type Config, loadConfig, tokenPolicy } from "../config.ts";
+import type { Config } from "../config.ts";
 import { normalizeAddress } from "../protocol/address.ts";
-import { type Db, openDatabase } from "../store/db.ts";
-import { readKeyFile } from "../store/key_file.ts";
-import { LibsqlTokenStore } from "../store/tokens.ts";
+import type { Db } from "../store/db.ts";
 import { Users } from "../store/users.ts";
-import { TokenEngine, type TokenListEntry } from "../tokens/engine.ts";
-import { configPath } from "./config_path.ts";
+import type { TokenEngine, TokenListEntry } from "../tokens/engine.ts";
+import { parseSubcommand } from "./args.ts";
+import { openContext } from "./context.ts";
 
 const USAGE = `usage:
   stoken token gen (temp|perm) REMOTE LOCAL [--config FILE]
@@ -23,24 +21,10 @@ class UsageError extends Error {
 }
 
 export async function run(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      options: { config: { type: "string" }, help: { type: "boolean", short: "h" } },
-      allowPositionals: true,
-      strict: true,
-    });
-  } catch (e) {
-    console.error(`${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const [sub, ...rest] = positionals;
+  const parsed = parseSubcommand(args, USAGE);
+  if (typeof parsed === "number") return parsed;
+  const values = parsed;
+  const [sub, ...rest] = parsed.positionals;
   try {
     switch (sub) {
       case "gen":
@@ -73,14 +57,11 @@ async function withEngine(
   flag: string | undefined,
   fn: (c: Ctx) => Promise<number>,
 ): Promise<number> {
-  const config = await loadConfig(configPath(flag));
-  const keyFile = await readKeyFile(config.key_file);
-  const db = await openDatabase(config.database.url, config.database.auth_token);
+  const ctx = await openContext(flag);
   try {
-    const engine = await TokenEngine.create(keyFile, new LibsqlTokenStore(db), tokenPolicy(config));
-    return await fn({ config, db, engine });
+    return await fn({ config: ctx.config, db: ctx.db, engine: ctx.tokens });
   } finally {
-    db.close();
+    ctx.close();
   }
 }
 
