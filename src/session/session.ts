@@ -251,7 +251,7 @@ export class Session {
       const key = normalizeAddress(rcpt.address) ?? rcpt.address;
       if (already.has(key)) {
         deps.log("duplicate_skipped", { id, rcpt: rcpt.address });
-        return { ok: true, permanent: false };
+        return { ok: true, permanent: false, key };
       }
       let ok: boolean;
       let permanent = false;
@@ -267,16 +267,22 @@ export class Session {
           deps.log("send_failed", { id, rcpt: rcpt.address, permanent, cause: res.cause });
         }
       }
-      if (ok && messageId) {
+      return { ok, permanent, key };
+    }));
+    if (outcomes.every((o) => o.ok)) return [reply(250, "2.0.0", `${id} Message accepted`)];
+    // The client will retry: remember who has the message so the retry skips them. Only
+    // here, not on success (no retry follows a 250), to keep a database write off the
+    // common path.
+    if (messageId) {
+      for (const o of outcomes) {
+        if (!o.ok || already.has(o.key)) continue;
         try {
-          await deps.recent.record(sender, messageId, key);
+          await deps.recent.record(sender, messageId, o.key);
         } catch (e) {
           deps.log("store_error", { op: "recent", cause: (e as Error).message });
         }
       }
-      return { ok, permanent };
-    }));
-    if (outcomes.every((o) => o.ok)) return [reply(250, "2.0.0", `${id} Message accepted`)];
+    }
     // Only permanent refusals left: retrying cannot help, so say so (the client bounces).
     if (outcomes.every((o) => o.ok || o.permanent)) return [R.rejectedByNextHop];
     return [R.retryLater];
