@@ -7,14 +7,16 @@
 //   BENCH_REPS             repetitions (default 3)
 //   BENCH_SESSIONS         concurrent sessions (default 10)
 //   BENCH_L1_MSGS ... BENCH_L4_MSGS, BENCH_T1_MSGS, BENCH_T2_MSGS   messages per run
+//   BENCH_R1_MSGS          R1 messages per repetition (default 500; quick 100)
+//   BENCH_R1_WARMUP        R1 messages sent before measuring (default 100; quick 50)
 //   BENCH_M1_CONNS         idle connections for M1 (default 5000)
 //   BENCH_M2_MB            size of the M2 message in MB (default 50)
-//   BENCH_ONLY             comma list of L1,L2,L3,L4,T,M (default: all)
+//   BENCH_ONLY             comma list of L1,L2,L3,L4,T,R,M (default: all)
 //   BENCH_PEERS            comma list of smtp-sink,dovecot,nodemailer (default: all)
 //   BENCH_STOKEN_LOG       stoken log.level (default info, the shipped default)
 //   BENCH_RESULTS          directory for results.md / results.json (default: print only)
 import { mkdir, writeFile } from "node:fs/promises";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { m1, type M1Result, m2, type M2Result, warmUp } from "./memory.ts";
@@ -38,8 +40,10 @@ import {
   type WorkloadName,
 } from "./workloads.ts";
 import { profile } from "./profile.ts";
+import { R1_TARGET_P99_MS, r1Run, type R1Sample, startR1, tokenPathEvents } from "./r1.ts";
 
 const env = process.env;
+const loadAtStart = loadavg().map((x) => x.toFixed(2)).join(" ");
 const quick = env.BENCH_QUICK === "1";
 
 function envInt(name: string, dflt: number, quickValue: number): number {
@@ -70,9 +74,11 @@ const counts: Counts = {
   T2: envInt("BENCH_T2_MSGS", 1000, 200),
 };
 const reps = envInt("BENCH_REPS", 3, 1);
+const r1Msgs = envInt("BENCH_R1_MSGS", 500, 100);
+const r1Warmup = envInt("BENCH_R1_WARMUP", 100, 50);
 const m1Conns = envInt("BENCH_M1_CONNS", 5000, 1000);
 const m2Mb = envInt("BENCH_M2_MB", 50, 50);
-const only = envList("BENCH_ONLY", ["L1", "L2", "L3", "L4", "T", "M"] as const);
+const only = envList("BENCH_ONLY", ["L1", "L2", "L3", "L4", "T", "R", "M"] as const);
 const peers = envList<PeerName>("BENCH_PEERS", ["smtp-sink", "dovecot", "nodemailer"]);
 const logLevel = env.BENCH_STOKEN_LOG || "info";
 
@@ -201,6 +207,55 @@ async function throughput(): Promise<void> {
   for (const t of targets.values()) await t.stop();
 }
 
+const r1Samples: R1Sample[] = [];
+/** What B's log says about the R1 deliveries (null: not readable, or log level above info). */
+let r1Paths: { token: number; relay: number; failed: number } | null = null;
+let r1Sent = 0;
+
+/**
+ * R1: two stoken instances, bob on B submits to alice on A; B delivers by token before it
+ * answers DATA. "." to 250 per message, over one persistent session (scripts/bench.d/r1.ts).
+ */
+async function realtime(): Promise<void> {
+  if (!only.includes("R")) return;
+  say("R1: starting two stoken instances (a.test, b.test), dnsmasq, test CA, relay sink");
+  const s = await startR1(work!, { logLevel });
+  try {
+    const w = await r1Run(s, r1Warmup, "warmup");
+    if (w.error) throw new Error(`R1 warm-up failed: ${w.error}`);
+    r1Sent += w.messages;
+    for (let rep = 0; rep < reps; rep++) {
+      if (interrupted) throw new Error("Interrupted");
+      const r = await r1Run(s, r1Msgs, `rep${rep + 1}`);
+      r1Sent += r.messages;
+      r1Samples.push(r);
+      say(
+        `  R1    rep ${rep + 1}: ${
+          r.error ? `FAILED: ${r.error}` : `p50 ${num(r.p50Ms)} ms  p99 ${num(r.p99Ms)} ms  ` +
+            `max ${num(r.maxMs)} ms  (file in new/: p50 ${num(r.fileP50Ms)}, p99 ${
+              num(r.fileP99Ms)
+            })  CPU per message A ${num(r.cpuMsA)} ms, B ${num(r.cpuMsB)} ms`
+        }`,
+      );
+      if (r.error) errors.push(`R1 rep ${rep + 1}: ${r.error}`);
+      await syncDisk();
+    }
+  } finally {
+    await s.close();
+  }
+  r1Paths = await tokenPathEvents(s.b);
+  // "sent" is an info event: at a higher log level there is nothing to count.
+  if (r1Paths && (logLevel === "info" || logLevel === "debug")) {
+    const p = r1Paths;
+    if (p.token !== r1Sent || p.relay !== 0 || p.failed !== 0) {
+      errors.push(
+        `R1: B's log shows ${p.token} token sends, ${p.relay} relayed, ${p.failed} failed ` +
+          `token attempts for ${r1Sent} messages`,
+      );
+    }
+  }
+}
+
 const m1Results = new Map<TargetName, M1Result>();
 const m2Results = new Map<TargetName, M2Result>();
 
@@ -266,6 +321,13 @@ function checks(): Check[] {
     0.7,
     "≥ 0.7× (reference)",
   );
+  const r1 = summarize(r1Samples.map((x) => x.p99Ms));
+  atMost(
+    'R1 p99 ms ("." to 250, fresh TLS per message)',
+    r1?.median ?? NaN,
+    R1_TARGET_P99_MS,
+    `≤ ${R1_TARGET_P99_MS} ms`,
+  );
   const k1 = m1Results.get("stoken");
   atMost("M1 stoken KiB per idle connection", k1?.perConnKiB ?? NaN, 32, "≤ 32 KiB");
   const k2 = m2Results.get("stoken");
@@ -302,7 +364,7 @@ function report(): string {
   addRow("L2", "L2", "stoken", true);
   addRow("L3", "L3", "stoken", true);
   addRow("L4", "L4", "stoken", true);
-  out.push(table(head, rows));
+  if (rows.length) out.push(table(head, rows));
 
   const tRows: string[][] = [];
   for (
@@ -328,6 +390,49 @@ function report(): string {
     out.push(
       "",
       table(["stoken's own client", "msgs/s", "p50 ms", "p99 ms", "÷ stoken L1"], tRows),
+    );
+  }
+
+  if (r1Samples.length) {
+    const col = (f: (x: R1Sample) => number) => cell(summarize(r1Samples.map(f)));
+    out.push(
+      "",
+      table(
+        [
+          "real time (R1)",
+          "p50 ms",
+          "p99 ms",
+          "max ms",
+          "CPU ms per msg, A + B",
+        ],
+        [
+          [
+            `"." → 250 (B answers after A's fsync)`,
+            col((x) => x.p50Ms),
+            col((x) => x.p99Ms),
+            col((x) => x.maxMs),
+            `${col((x) => x.cpuMsA)} + ${col((x) => x.cpuMsB)}`,
+          ],
+          [
+            `"." → file renamed into new/ (inotify)`,
+            col((x) => x.fileP50Ms),
+            col((x) => x.fileP99Ms),
+            "",
+            "",
+          ],
+        ],
+      ),
+      `R1: ${r1Msgs} messages per repetition after ${r1Warmup} unmeasured, one persistent ` +
+        `submission session (bob@b.test on B → alice@a.test on A), every one by token over a ` +
+        `fresh TLS connection B → A; each 250 checked against exactly one new file in alice's ` +
+        `Maildir carrying B's LMTPSA trace header; relay sink: ${
+          r1Samples.length ? "0 messages" : "—"
+        }${
+          r1Paths
+            ? `; B's log: ${r1Paths.token} sent by token, ${r1Paths.relay} relayed, ` +
+              `${r1Paths.failed} failed token attempts (of ${r1Sent})`
+            : ""
+        }.`,
     );
   }
 
@@ -378,10 +483,12 @@ function report(): string {
     `Machine: ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${
       Math.round(totalmem() / 2 ** 30)
     } GiB, ` +
-      `Deno ${process.versions.deno ?? "?"}; ${new Date().toISOString()}.`,
+      `Deno ${process.versions.deno ?? "?"}; ${new Date().toISOString()}; load average at ` +
+      `the start ${loadAtStart}, at the end ${loadavg().map((x) => x.toFixed(2)).join(" ")} ` +
+      `(other work on the machine skews every figure).`,
   );
   if (errors.length) out.push("", "Failed runs:", ...errors.map((e) => `- ${e}`));
-  return out.join("\n");
+  return out.join("\n").replace(/^\n+/, "");
 }
 
 async function main(): Promise<number> {
@@ -395,10 +502,11 @@ async function main(): Promise<number> {
   process.on("SIGTERM", shutdown);
   try {
     if (process.argv[2] === "profile") {
-      await profile(work!, counts, logLevel);
+      await profile(work!, counts, logLevel, r1Msgs);
       return 0;
     }
     await throughput();
+    await realtime();
     await memory();
   } finally {
     await stopAll();
@@ -417,6 +525,7 @@ async function main(): Promise<number> {
           samples: Object.fromEntries(samples),
           m1: Object.fromEntries(m1Results),
           m2: Object.fromEntries(m2Results),
+          r1: r1Samples,
           checks: checks(),
         },
         null,

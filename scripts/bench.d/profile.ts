@@ -1,5 +1,6 @@
 // `scripts/bench profile`: CPU profiles of stoken under L1 and T1 (BENCH_PROFILE_ONLY picks
-// others; BENCH_PROFILE_FSYNC=0 turns stoken's fsync off). This Deno has no
+// others; BENCH_PROFILE_FSYNC=0 turns stoken's fsync off). R1 (two instances) has its own
+// profile, a system-call timeline plus CPU profiles of both: scripts/bench.d/r1_profile.ts. This Deno has no
 // --cpu-prof, so stoken runs with --inspect on loopback and the V8 inspector's Profiler
 // domain records the profile; it is saved as a .cpuprofile (Chrome DevTools opens it) and
 // summarized as self and inclusive time per function and self time per file.
@@ -11,6 +12,7 @@ import { REPO, startStoken } from "./peers.ts";
 import { freePort, sleep } from "./procs.ts";
 import { num, table } from "./stats.ts";
 import { type Counts, loadgen, smtpSource } from "./workloads.ts";
+import { r1Profile } from "./r1_profile.ts";
 
 interface CallFrame {
   functionName: string;
@@ -35,7 +37,7 @@ interface CpuProfile {
 }
 
 /** A tiny Chrome DevTools Protocol client over the inspector's WebSocket. */
-class Inspector {
+export class Inspector {
   #id = 0;
   #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 
@@ -141,16 +143,22 @@ export function summarizeProfile(p: CpuProfile, n = 30): string {
   ].join("\n");
 }
 
-export async function profile(work: string, counts: Counts, logLevel: string): Promise<void> {
+export async function profile(
+  work: string,
+  counts: Counts,
+  logLevel: string,
+  r1Messages = 100,
+): Promise<void> {
   const outDir = process.env.BENCH_RESULTS || join(work, "profile");
   await mkdir(outDir, { recursive: true });
   const all = ["L1", "L2", "L3", "L4", "T1", "T2"] as const;
   const want = (process.env.BENCH_PROFILE_ONLY || "L1,T1").split(",").map((x) => x.trim());
   for (const w of want) {
-    if (!(all as readonly string[]).includes(w)) {
+    if (!(all as readonly string[]).includes(w) && w !== "R1") {
       throw new Error(`BENCH_PROFILE_ONLY has an unknown workload: "${w}"`);
     }
   }
+  if (want.includes("R1")) await r1Profile(work, r1Messages, outDir);
   for (const w of all.filter((x) => want.includes(x))) {
     const port = await freePort();
     const t = await startStoken(work, "stoken", {

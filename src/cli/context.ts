@@ -1,7 +1,7 @@
 // What several commands open the same way: config, database, key file, token engine,
 // held tokens and the outbound side (Remote Client + relay).
 import { readFile } from "node:fs/promises";
-import { discoverTokenServer } from "../client/discovery.ts";
+import { discoverTokenServer, DiscoveryCache } from "../client/discovery.ts";
 import { SmtpClient } from "../client/smtp_client.ts";
 import { type Config, loadConfig, tokenPolicy } from "../config.ts";
 import { Outbound } from "../delivery/outbound.ts";
@@ -55,6 +55,9 @@ export async function readCa(path: string, what: string): Promise<string | undef
 /** The Remote Client and the smarthost relay (PROTOCOL.md §7–§8). */
 export async function outbound(ctx: Context, log: Logger): Promise<Outbound> {
   const { config, tokens, heldTokens: held, resolver } = ctx;
+  const discovery = new DiscoveryCache((domain) =>
+    discoverTokenServer(domain, resolver, config.remote.dns_servers.length > 0)
+  );
   const remoteCa = await readCa(config.remote.ca_file, "remote.ca_file");
   const relayCa = await readCa(config.relay.ca_file, "relay.ca_file");
   const r = config.relay;
@@ -76,8 +79,7 @@ export async function outbound(ctx: Context, log: Logger): Promise<Outbound> {
     },
     tokens,
     held,
-    discover: (domain) =>
-      discoverTokenServer(domain, resolver, config.remote.dns_servers.length > 0),
+    discover: (domain) => discovery.discover(domain),
     open: (o) => SmtpClient.open(o),
     log: (event, fields) => log.info(event, fields),
   });

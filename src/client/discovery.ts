@@ -170,3 +170,30 @@ export async function discoverTokenServer(
   const targets = await discover(domain, resolver);
   return privateDns ? await withAddresses(targets, resolver) : targets;
 }
+
+/**
+ * Discovery answers kept for `ttlMs` per domain: every token delivery would otherwise make
+ * four DNS queries (about 2 ms on loopback). Failures are not kept.
+ */
+export class DiscoveryCache {
+  readonly #lookup: (domain: string) => Promise<Target[]>;
+  readonly #ttlMs: number;
+  readonly #now: () => number;
+  readonly #cache = new Map<string, { targets: Target[]; until: number }>();
+
+  constructor(lookup: (domain: string) => Promise<Target[]>, ttlMs = 60_000, now = Date.now) {
+    this.#lookup = lookup;
+    this.#ttlMs = ttlMs;
+    this.#now = now;
+  }
+
+  async discover(domain: string): Promise<Target[]> {
+    const key = domain.toLowerCase();
+    const hit = this.#cache.get(key);
+    if (hit && hit.until > this.#now()) return hit.targets;
+    const targets = await this.#lookup(key);
+    if (this.#cache.size >= 1000) this.#cache.clear();
+    this.#cache.set(key, { targets, until: this.#now() + this.#ttlMs });
+    return targets;
+  }
+}

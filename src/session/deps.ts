@@ -22,8 +22,12 @@ export interface UserDirectory {
 export interface SpooledMessage {
   readonly size: number;
   write(chunk: Uint8Array): Promise<void>;
-  /** All bytes written, in order, as chunks (readable any number of times until discard). */
-  chunks(): AsyncIterable<Uint8Array>;
+  /**
+   * All bytes written, in order, as chunks (readable any number of times until discard).
+   * With `reuse`, a chunk is only valid until the next one is asked for (large messages are
+   * then read back through one buffer); readers that keep chunks must not ask for it.
+   */
+  chunks(opts?: { readonly reuse?: boolean }): AsyncIterable<Uint8Array>;
   /** Free memory and remove any spool file. Idempotent. */
   discard(): Promise<void>;
 }

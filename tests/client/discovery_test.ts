@@ -231,3 +231,30 @@ netTest("discover against dnsmasq, then a verified TLS session with the target",
     await server.close();
   }
 });
+
+Deno.test("DiscoveryCache keeps answers per domain for the TTL, not failures", async () => {
+  const { DiscoveryCache } = await import("../../src/client/discovery.ts");
+  const state = { now: 0, calls: 0, fail: false };
+  const cache = new DiscoveryCache(
+    (d) => {
+      state.calls++;
+      if (state.fail) return Promise.reject(new Error("SERVFAIL"));
+      return Promise.resolve([
+        { host: `mail.${d}`, port: 465, tls: "implicit" as const, source: "mx" as const },
+      ]);
+    },
+    1000,
+    () => state.now,
+  );
+  await cache.discover("a.test");
+  await cache.discover("A.test");
+  const afterTwo = state.calls;
+  state.now = 1000;
+  state.fail = true;
+  const failed = await cache.discover("a.test").then(() => false, () => true);
+  state.fail = false;
+  await cache.discover("a.test");
+  if (afterTwo !== 1 || !failed || state.calls !== 3) {
+    throw new Error(`lookups: ${afterTwo} then ${state.calls}, failed ${failed}`);
+  }
+});

@@ -1,4 +1,4 @@
-import { stat } from "node:fs/promises";
+import { open, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { failureKind, mailboxDirName, Maildirs } from "../../src/delivery/maildir.ts";
@@ -207,4 +207,58 @@ Deno.test("a full disk or quota is reported as quota, anything else as temporary
   assertEquals(failureKind(Object.assign(new Error("quota"), { code: "EDQUOT" })), "quota");
   assertEquals(failureKind(Object.assign(new Error("io"), { code: "EIO" })), "temporary");
   assertEquals(failureKind(new Error("plain")), "temporary");
+});
+
+Deno.test("concurrent deliveries into one Maildir share the fsync of new/", async () => {
+  await withDir(async (dir) => {
+    const root = join(dir, "mail");
+    const synced: string[] = [];
+    let hold: PromiseWithResolvers<void> | null = null;
+    const md = new Maildirs(root, {
+      fsync: true,
+      hostname: "h",
+      syncDir: async (d) => {
+        synced.push(d);
+        if (hold !== null) await hold.promise; // the test decides when this fsync ends
+        const fh = await open(d, "r");
+        await fh.sync();
+        await fh.close();
+      },
+    });
+    const user = { address: "frank@example.test" };
+    const body = new TextEncoder().encode("x\r\n");
+    assert((await md.deliver(user, "", await message(dir, body))).ok); // makes the Maildir
+    const newDir = join(root, "example.test", "frank", "Maildir", "new");
+    synced.length = 0;
+
+    // The first delivery's fsync of new/ is held until all ten files are in new/: the nine
+    // others renamed while it ran, so none of them may be answered by it.
+    hold = Promise.withResolvers<void>();
+    const msgs = await Promise.all(Array.from({ length: 10 }, () => message(dir, body)));
+    const results = Promise.all(msgs.map((m) => md.deliver(user, "", m)));
+    while ((await listDir(newDir)).length < 11) await new Promise((r) => setTimeout(r, 5));
+    assertEquals(synced, [newDir], "one fsync running, nine deliveries waiting");
+    hold.resolve();
+    hold = null;
+    const rs = await results;
+    assert(rs.every((r) => r.ok), JSON.stringify(rs));
+    assertEquals(synced, [newDir, newDir], "ten deliveries, two fsyncs of new/");
+  });
+});
+
+Deno.test("without fsync, new/ is never fsync'd", async () => {
+  await withDir(async (dir) => {
+    let calls = 0;
+    const md = new Maildirs(join(dir, "mail"), {
+      fsync: false,
+      hostname: "h",
+      syncDir: () => {
+        calls++;
+        return Promise.resolve();
+      },
+    });
+    const body = new TextEncoder().encode("x\r\n");
+    assert((await md.deliver({ address: "gina@example.test" }, "", await message(dir, body))).ok);
+    assertEquals(calls, 0);
+  });
 });

@@ -4,6 +4,11 @@ import { assert, assertEquals, assertMatch, assertRejects } from "../assert.ts";
 import { MemorySpillSpool } from "../../src/delivery/spool.ts";
 import type { SpooledMessage } from "../../src/session/deps.ts";
 
+/** MemorySpillSpool's messages take the reuse option (ChunkOptions) beyond the interface. */
+interface ReusableChunks {
+  chunks(opts?: { reuse?: boolean }): AsyncIterable<Uint8Array>;
+}
+
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "stoken-spool-" });
   try {
@@ -149,6 +154,51 @@ Deno.test("an empty message has no bytes and no file", async () => {
     const m = await new MemorySpillSpool(dir, 10).create();
     assertEquals(m.size, 0);
     assertEquals(await readAll(m), new Uint8Array(0));
+    await m.discard();
+  });
+});
+
+Deno.test("chunks({ reuse: true }) reads a spooled file back through one buffer", async () => {
+  await withDir(async (dir) => {
+    const m = await new MemorySpillSpool(join(dir, "spool"), 4096).create();
+    const data = pattern(1_000_000, 3);
+    await writeInChunks(m, data, [65_536, 1000]);
+    const out = new Uint8Array(data.length);
+    const buffers = new Set<ArrayBufferLike>();
+    let off = 0;
+    let pieces = 0;
+    for await (const c of (m as unknown as ReusableChunks).chunks({ reuse: true })) {
+      out.set(c, off); // used before the next piece is asked for, as the option requires
+      off += c.length;
+      pieces++;
+      buffers.add(c.buffer);
+    }
+    assertEquals(off, data.length);
+    assertEquals(out, data);
+    assert(pieces > 1, "several pieces");
+    assertEquals(buffers.size, 1, "every piece in the same buffer");
+
+    // Without the option each piece is a buffer of its own (a consumer may keep them all),
+    // and readers with and without it can run at once.
+    const kept: Uint8Array[] = [];
+    for await (const c of m.chunks()) kept.push(c);
+    assertEquals(new Set(kept.map((c) => c.buffer)).size, kept.length);
+    assertEquals(await readAll(m), data);
+    await m.discard();
+  });
+});
+
+Deno.test("chunks({ reuse: true }) of a message in memory yields its bytes as they are", async () => {
+  await withDir(async (dir) => {
+    const m = await new MemorySpillSpool(join(dir, "spool"), 4096).create();
+    const data = pattern(3000, 5);
+    await writeInChunks(m, data, [1000]);
+    const parts: Uint8Array[] = [];
+    for await (const c of (m as unknown as ReusableChunks).chunks({ reuse: true })) {
+      parts.push(c.slice());
+    }
+    assertEquals(parts.length, 3);
+    assertEquals(new Uint8Array(parts.flatMap((p) => [...p])), data);
     await m.discard();
   });
 });
