@@ -38,7 +38,7 @@ binary-deno: deno
 	@DENO=$(DENO) scripts/build-binary-deno
 
 # Benchmarks side by side with peers (scripts/bench; BENCH_QUICK=1 for a smoke run).
-bench: deno
+bench: deno binary
 	@DENO=$(DENO) scripts/bench
 
 clean:

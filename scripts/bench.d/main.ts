@@ -11,7 +11,8 @@
 //   BENCH_R1_WARMUP        R1 messages sent before measuring (default 100; quick 50)
 //   BENCH_M1_CONNS         idle connections for M1 (default 5000)
 //   BENCH_M2_MB            size of the M2 message in MB (default 50)
-//   BENCH_ONLY             comma list of L1,L2,L3,L4,T,R,M (default: all)
+//   BENCH_ONLY             comma list of L1,L2,L3,L4,T,R,M,S (default: all; S = start-up,
+//                          binary size and idle RSS of dist/stoken vs deno run)
 //   BENCH_PEERS            comma list of smtp-sink,dovecot,nodemailer (default: all)
 //   BENCH_STOKEN_LOG       stoken log.level (default info, the shipped default)
 //   BENCH_RESULTS          directory for results.md / results.json (default: print only)
@@ -40,6 +41,7 @@ import {
   type WorkloadName,
 } from "./workloads.ts";
 import { profile } from "./profile.ts";
+import { measureStartup, startupTable, type StartupRow } from "./startup.ts";
 import { R1_TARGET_P99_MS, r1Run, type R1Sample, startR1, tokenPathEvents } from "./r1.ts";
 
 const env = process.env;
@@ -78,7 +80,7 @@ const r1Msgs = envInt("BENCH_R1_MSGS", 500, 100);
 const r1Warmup = envInt("BENCH_R1_WARMUP", 100, 50);
 const m1Conns = envInt("BENCH_M1_CONNS", 5000, 1000);
 const m2Mb = envInt("BENCH_M2_MB", 50, 50);
-const only = envList("BENCH_ONLY", ["L1", "L2", "L3", "L4", "T", "R", "M"] as const);
+const only = envList("BENCH_ONLY", ["L1", "L2", "L3", "L4", "T", "R", "M", "S"] as const);
 const peers = envList<PeerName>("BENCH_PEERS", ["smtp-sink", "dovecot", "nodemailer"]);
 const logLevel = env.BENCH_STOKEN_LOG || "info";
 
@@ -340,6 +342,8 @@ function checks(): Check[] {
   return c;
 }
 
+let startupRows: StartupRow[] = [];
+
 function report(): string {
   const out: string[] = [];
   const names: TargetName[] = [...peers, "stoken"];
@@ -488,6 +492,7 @@ function report(): string {
       `(other work on the machine skews every figure).`,
   );
   if (errors.length) out.push("", "Failed runs:", ...errors.map((e) => `- ${e}`));
+  if (startupRows.length) out.push("", startupTable(startupRows));
   return out.join("\n").replace(/^\n+/, "");
 }
 
@@ -508,6 +513,10 @@ async function main(): Promise<number> {
     await throughput();
     await realtime();
     await memory();
+    if (only.includes("S")) {
+      say("start-up: deno run mod.ts and dist/stoken (make binary first to include it)");
+      startupRows = await measureStartup(work!, quick ? 3 : 5);
+    }
   } finally {
     await stopAll();
   }
