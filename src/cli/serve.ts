@@ -67,6 +67,7 @@ export async function run(args: string[]): Promise<number> {
   await server.shutdown();
   ctx.close();
   log.info("stopped", {});
+  log.flush();
   return 0;
 }
 

@@ -57,13 +57,85 @@ type ReadResult =
   | { readonly kind: "timeout" }
   | { readonly kind: "stop" };
 
+const EOF: ReadResult = Object.freeze({ kind: "eof" });
+const TIMED_OUT: ReadResult = Object.freeze({ kind: "timeout" });
+const STOP: ReadResult = Object.freeze({ kind: "stop" });
+
+type WriteResult = "ok" | "failed" | "timeout";
+
+/** setTimeout takes a signed 32-bit delay; a longer one fires at once. Longer waits re-arm. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * The one timer of a connection. A read or a write sets a deadline; the timer is moved only
+ * when the new deadline is earlier than the moment it is set for, and when it fires before
+ * the current deadline (the wait it was set for is long over) it is set again for the rest.
+ * So a connection makes a new timer about once per timeout period, not one per read and one
+ * per write, and every deadline is still kept to the millisecond.
+ */
+class ConnTimer {
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the timer fires (performance.now() ms); Infinity when it is not set. */
+  #at = Infinity;
+  #deadline = Infinity;
+  #onTimeout: (() => void) | null = null;
+  readonly #fire = (): void => {
+    this.#timer = undefined;
+    this.#at = Infinity;
+    const f = this.#onTimeout;
+    if (f === null) return;
+    if (performance.now() < this.#deadline) {
+      this.#arm();
+      return;
+    }
+    this.#onTimeout = null;
+    f();
+  };
+
+  /** Call `onTimeout` once `ms` have passed, unless clear() or set() comes first; 0: never. */
+  set(ms: number, onTimeout: () => void): void {
+    if (ms <= 0) {
+      this.clear();
+      return;
+    }
+    this.#deadline = performance.now() + ms;
+    this.#onTimeout = onTimeout;
+    if (this.#deadline < this.#at) this.#arm();
+  }
+
+  /** The wait is over. The timer itself stays set: the next wait most likely reuses it. */
+  clear(): void {
+    this.#onTimeout = null;
+    this.#deadline = Infinity;
+  }
+
+  /** The connection is gone. */
+  dispose(): void {
+    this.clear();
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#at = Infinity;
+  }
+
+  #arm(): void {
+    clearTimeout(this.#timer);
+    this.#at = this.#deadline;
+    const ms = Math.min(Math.max(0, this.#deadline - performance.now()), MAX_TIMER_MS);
+    this.#timer = setTimeout(this.#fire, ms);
+  }
+}
+
 interface Client {
   conn: Conn;
   readonly ip: string;
   readonly kind: ListenerKind;
   readonly log: Logger;
-  /** Aborted on shutdown while the client waits for a command: its read() gives up at once. */
-  readonly stop: AbortController;
+  /** Set on shutdown while the client waits for a command: its reads give up at once. */
+  stopped: boolean;
+  /** Ends the read in progress (null: none), so shutdown need not wait for the client. */
+  endRead: ((r: ReadResult) => void) | null;
+  /** Bounds the read or write in progress (idle, data and write timeouts). */
+  readonly timer: ConnTimer;
   /** Waiting for the next command (not in DATA, not running a command). */
   idle: boolean;
   bytesIn: number;
@@ -84,7 +156,13 @@ function sessionId(): string {
   return id;
 }
 
-/** Resolves with `p`'s value, or with `onTimeout` after `ms` (0: no timeout). */
+/** Shutdown: the client's reads, the one in progress included, end with "stop". */
+function stopClient(c: Client): void {
+  c.stopped = true;
+  c.endRead?.(STOP);
+}
+
+/** Resolves with `p`'s value, or with `onTimeout` after `ms` (0: no timeout); for one-off waits. */
 function within<T, U>(p: Promise<T>, ms: number, onTimeout: U): Promise<T | U> {
   if (ms <= 0) return p;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -167,7 +245,7 @@ export class Server {
     this.#stopping = true;
     await Promise.allSettled(this.#listeners.map((l) => l.listener.close()));
     await Promise.allSettled(this.#acceptLoops);
-    for (const c of this.#clients) if (c.idle) c.stop.abort();
+    for (const c of this.#clients) if (c.idle) stopClient(c);
     if (this.#clients.size === 0) return;
     const empty = new Promise<"empty">((resolve) => {
       this.#onEmpty = () => resolve("empty");
@@ -180,7 +258,7 @@ export class Server {
     // inside the session (a delivery that does not return) is not waited for: its socket is
     // closed, which is all a client can observe.
     for (const c of this.#clients) {
-      c.stop.abort();
+      stopClient(c);
       c.conn.close();
     }
   }
@@ -224,7 +302,9 @@ export class Server {
       ip,
       kind,
       log: this.#log.child({ session: sessionId(), listener: kind, ip }),
-      stop: new AbortController(),
+      stopped: false,
+      endRead: null,
+      timer: new ConnTimer(),
       idle: false,
       bytesIn: 0,
       bytesOut: 0,
@@ -250,6 +330,7 @@ export class Server {
       if (n > 0) this.#perIp.set(ip, n);
       else this.#perIp.delete(ip);
       client.conn.close();
+      client.timer.dispose();
       if (session !== null) {
         try {
           await session.end();
@@ -310,23 +391,24 @@ export class Server {
 
   /** Next chunk, unless the timeout passes or shutdown stops the wait first. */
   #read(c: Client, timeoutMs: number): Promise<ReadResult> {
-    const signal = c.stop.signal;
-    if (signal.aborted) return Promise.resolve({ kind: "stop" });
+    if (c.stopped) return Promise.resolve(STOP);
     return new Promise<ReadResult>((resolve) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      let settled = false;
       const done = (r: ReadResult) => {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", onAbort);
+        // Only the first outcome counts: a read that lost to the timer may still end later.
+        if (settled) return;
+        settled = true;
+        c.timer.clear();
+        if (c.endRead === done) c.endRead = null;
         resolve(r);
       };
-      const onAbort = () => done({ kind: "stop" });
-      signal.addEventListener("abort", onAbort, { once: true });
-      if (timeoutMs > 0) timer = setTimeout(() => done({ kind: "timeout" }), timeoutMs);
-      // If the timer or the signal wins, the connection is closed next, so no chunk is lost
+      c.endRead = done;
+      c.timer.set(timeoutMs, () => done(TIMED_OUT));
+      // If the timer or shutdown wins, the connection is closed next, so no chunk is lost
       // that anyone would still read.
       c.conn.read().then(
-        (chunk) => done(chunk === null ? { kind: "eof" } : { kind: "data", chunk }),
-        () => done({ kind: "eof" }),
+        (chunk) => done(chunk === null ? EOF : { kind: "data", chunk }),
+        () => done(EOF),
       );
     });
   }
@@ -337,8 +419,17 @@ export class Server {
    */
   async #send(c: Client, replies: readonly Reply[]): Promise<boolean> {
     const bytes = encoder.encode(replies.map(formatReply).join(""));
-    const write = c.conn.write(bytes).then(() => "ok" as const, () => "failed" as const);
-    const r = await within(write, this.#opts.limits.idleTimeoutS * 1000, "timeout" as const);
+    const r = await new Promise<WriteResult>((resolve) => {
+      let settled = false;
+      const done = (r: WriteResult) => {
+        if (settled) return;
+        settled = true;
+        c.timer.clear();
+        resolve(r);
+      };
+      c.timer.set(this.#opts.limits.idleTimeoutS * 1000, () => done("timeout"));
+      c.conn.write(bytes).then(() => done("ok"), () => done("failed"));
+    });
     if (r !== "ok") {
       c.log.debug("write_failed", { reason: r });
       return false;

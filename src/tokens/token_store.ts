@@ -22,6 +22,10 @@ export interface PairState {
   readonly generation: number;
   readonly current: PermRecord | null;
   readonly previous: PreviousPermRecord | null;
+  /**
+   * Last delivery on the pair, to within the engine's lastUsedGranularityS (5 minutes by
+   * default): it is written only when the stored value is that old.
+   */
   readonly lastUsedS: number | null;
 }
 
@@ -49,7 +53,7 @@ export interface TokenStore {
   ): Promise<boolean>;
   /** Bump the generation (creating the row) and drop both permanent tokens, atomically. */
   revoke(remote: string, local: string): Promise<void>;
-  /** Record a delivery on the pair (no-op when the pair has no row). */
+  /** Record a delivery on the pair (no-op when the pair has no row); not on every delivery. */
   touch(remote: string, local: string, atS: number): Promise<void>;
   /** Pairs that have a current permanent token, optionally only those of one local address. */
   list(local?: string): Promise<{ remote: string; local: string; state: PairState }[]>;

@@ -208,6 +208,24 @@ Deno.test("server: idle timeout gives 421 4.4.2 and closes", async () => {
   });
 });
 
+Deno.test("server: the idle timeout counts from the last command, not the first", async () => {
+  await withServer({ limits: { idleTimeoutS: 2 } }, async ({ port, log }) => {
+    const c = await LineClient.tcp(port());
+    assertEquals(await c.reply(), "220 test submission ready");
+    // Four commands 0.7 s apart: 2.8 s of a busy connection outlive the first deadline.
+    for (let i = 0; i < 4; i++) {
+      await new Promise((r) => setTimeout(r, 700));
+      await c.send(`PING${i}\r\n`);
+      assertEquals(await c.reply(), `250 2.0.0 echo PING${i} tls=false`);
+    }
+    assertEquals(log.events("disconnect"), [], "still connected");
+    assertEquals(await c.reply(), "421 4.4.2 Idle timeout");
+    assertEquals(await c.line(), null);
+    c.close();
+    assertEquals((await log.waitFor("disconnect")).reason, "idle timeout");
+  });
+});
+
 Deno.test("server: DATA uses the data timeout, not the idle one", async () => {
   await withServer({ limits: { idleTimeoutS: 30, dataTimeoutS: 1 } }, async ({ port, log }) => {
     const c = await LineClient.tcp(port());

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertNotEquals, assertRejects } from "../assert.ts";
 import { newKeyFile, rotateKeys } from "../../src/store/key_file.ts";
-import { DEFAULT_POLICY, TokenEngine } from "../../src/tokens/engine.ts";
+import { DEFAULT_POLICY, LAST_USED_GRANULARITY_S, TokenEngine } from "../../src/tokens/engine.ts";
 import { decodeToken, TOKEN_BYTES } from "../../src/tokens/token_codec.ts";
 import { MemoryTokenStore } from "./memory_store.ts";
 import {
@@ -224,10 +224,112 @@ Deno.test("afterDelivery with a temp token issues a permanent token (the current
   assertEquals((await engine.list(LOCAL))[0]?.lastUsed, new Date(clock.t));
   // A second Remote Client of the same remote user, with its own temp token, gets the
   // same permanent token: the first one's keeps working.
-  clock.advance(1000);
+  clock.advance(LAST_USED_GRANULARITY_S * 1000);
   assertEquals(await engine.afterDelivery(REMOTE, LOCAL, "temp"), p);
   assertEquals(await engine.getOrCreatePerm(REMOTE, LOCAL), { token: p, created: false });
   assertEquals((await engine.list(LOCAL))[0]?.lastUsed, new Date(clock.t));
+});
+
+Deno.test("last used is written at most once per pair per granularity", async () => {
+  const { engine, store, clock } = await setup();
+  const p = (await engine.getOrCreatePerm(REMOTE, LOCAL)).token;
+  const first = clock.t;
+  const deliver = async () => {
+    assertEquals(await engine.verify(p, REMOTE, LOCAL), { ok: true, kind: "perm" });
+    assertEquals(await engine.afterDelivery(REMOTE, LOCAL, "perm", p), null);
+  };
+  await deliver();
+  assertEquals(store.touches, 1, "the first use is written");
+  for (let i = 0; i < 10; i++) {
+    clock.advance(29_000);
+    await deliver();
+  }
+  assertEquals(store.touches, 1, "290 s later: still the first write");
+  assertEquals((await engine.list())[0]?.lastUsed, new Date(first));
+  clock.advance(10_000);
+  await deliver();
+  assertEquals(store.touches, 2, "300 s after the stored one: written again");
+  assertEquals((await engine.list())[0]?.lastUsed, new Date(clock.t));
+  // Another pair has its own last use.
+  const q = (await engine.getOrCreatePerm(REMOTE, "carol@local.example")).token;
+  assertEquals(await engine.afterDelivery(REMOTE, "carol@local.example", "perm", q), null);
+  assertEquals(store.touches, 3);
+});
+
+Deno.test("the granularity of last used comes from the policy (0: every delivery)", async () => {
+  const { engine, store, clock } = await setup({
+    policy: { ...DEFAULT_POLICY, lastUsedGranularityS: 0 },
+  });
+  const p = (await engine.getOrCreatePerm(REMOTE, LOCAL)).token;
+  await engine.afterDelivery(REMOTE, LOCAL, "perm", p);
+  clock.advance(1000);
+  await engine.afterDelivery(REMOTE, LOCAL, "perm", p);
+  assertEquals(store.touches, 2);
+  assertEquals((await engine.list())[0]?.lastUsed, new Date(clock.t));
+});
+
+Deno.test("a delivery decides on the state read at RCPT: one store read, no write", async () => {
+  const { engine, store, clock } = await setup();
+  const p = (await engine.getOrCreatePerm(REMOTE, LOCAL)).token;
+  await engine.afterDelivery(REMOTE, LOCAL, "perm", p); // first last-used write
+  clock.advance(1000);
+  const [reads, writes] = [store.reads, store.writes];
+  assertEquals(await engine.verify(p, REMOTE, LOCAL), { ok: true, kind: "perm" });
+  assertEquals(await engine.afterDelivery(REMOTE, LOCAL, "perm", p), null);
+  assertEquals([store.reads - reads, store.writes - writes], [1, 0]);
+  // A temporary token is answered with the stored permanent one, still without a reread.
+  const temp = await engine.generateTemp(REMOTE, LOCAL);
+  const before = store.reads;
+  assertEquals(await engine.verify(temp, REMOTE, LOCAL), { ok: true, kind: "temp" });
+  assertEquals(await engine.afterDelivery(REMOTE, LOCAL, "temp", temp), p);
+  assertEquals([store.reads - before, store.writes - writes], [1, 0]);
+  // A state older than a transaction can take is read again.
+  assertEquals(await engine.verify(p, REMOTE, LOCAL), { ok: true, kind: "perm" });
+  clock.advance(61_000);
+  const late = store.reads;
+  assertEquals(await engine.afterDelivery(REMOTE, LOCAL, "perm", p), null);
+  assertEquals(store.reads - late, 1);
+});
+
+Deno.test("a stale state from RCPT costs a reread, never a second permanent token", async () => {
+  const store = new MemoryTokenStore();
+  const keyFile = newKeyFile();
+  const clock = new Clock();
+  const a = await engineOver(keyFile, store, clock);
+  const b = await engineOver(keyFile, store, clock);
+  const temp = await a.generateTemp(REMOTE, LOCAL);
+  assertEquals(await a.verify(temp, REMOTE, LOCAL), { ok: true, kind: "temp" });
+  // Another instance issues the pair's permanent token while A's message is in DATA.
+  const p = (await b.getOrCreatePerm(REMOTE, LOCAL)).token;
+  assertEquals(await a.afterDelivery(REMOTE, LOCAL, "temp", temp), p);
+  assertEquals(await b.getOrCreatePerm(REMOTE, LOCAL), { token: p, created: false });
+  // ...or refreshes it: A's client, still on the old token, is moved to the new one.
+  clock.advance(280 * DAY_MS);
+  assertEquals(await a.verify(p, REMOTE, LOCAL), { ok: true, kind: "perm" });
+  const fresh = await b.afterDelivery(REMOTE, LOCAL, "perm", p);
+  assert(fresh !== null && fresh !== p);
+  assertEquals(await a.afterDelivery(REMOTE, LOCAL, "perm", p), fresh);
+});
+
+Deno.test("revoked between RCPT and the end of DATA: the delivery earns no token", async () => {
+  for (const where of ["same instance", "other instance"]) {
+    const store = new MemoryTokenStore();
+    const keyFile = newKeyFile();
+    const clock = new Clock();
+    const a = await engineOver(keyFile, store, clock);
+    const b = where === "same instance" ? a : await engineOver(keyFile, store, clock);
+    const temp = await a.generateTemp(REMOTE, LOCAL);
+    assertEquals(await a.verify(temp, REMOTE, LOCAL), { ok: true, kind: "temp" });
+    await b.revoke(REMOTE, LOCAL);
+    assertEquals(await a.afterDelivery(REMOTE, LOCAL, "temp", temp), null, where);
+    assertEquals(await a.list(), [], `${where}: no permanent token was stored`);
+    // A token made after the revocation works as before.
+    const temp2 = await a.generateTemp(REMOTE, LOCAL);
+    assertEquals(await a.verify(temp2, REMOTE, LOCAL), { ok: true, kind: "temp" });
+    const p = await a.afterDelivery(REMOTE, LOCAL, "temp", temp2);
+    assert(p !== null, where);
+    assertEquals(await b.verify(p, REMOTE, LOCAL), { ok: true, kind: "perm" });
+  }
 });
 
 Deno.test("afterDelivery with a permanent token keeps it until refresh is due", async () => {

@@ -1,6 +1,6 @@
 // The token engine over a real libSQL file: what two instances sharing it see, the
 // compare-and-set, and that no token can be found in the database files.
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertEquals, assertRejects } from "../assert.ts";
 import { type Db, openDatabase } from "../../src/store/db.ts";
 import { newKeyFile } from "../../src/store/key_file.ts";
 import { LibsqlTokenStore } from "../../src/store/tokens.ts";
@@ -158,6 +158,45 @@ Deno.test("libSQL store: replacePerm is a compare-and-set on generation and curr
     assertEquals((await store.get("x@y.example", LOCAL))?.generation, 1, "revoke creates the row");
     await store.touch("nobody@y.example", LOCAL, 1);
     assertEquals(await store.get("nobody@y.example", LOCAL), null, "touch creates no row");
+  });
+});
+
+Deno.test("libSQL store: a pair reads back exactly, and a damaged row is an error", async () => {
+  await withDb(async (db) => {
+    const store = new LibsqlTokenStore(db);
+    const current = {
+      keyId: "k0000abcd",
+      nonce: new Uint8Array([0, 255, 16, 1, 128, 9]),
+      issuedS: 0,
+      expiresS: 0xffff_ffff,
+    };
+    const previous = {
+      keyId: "k00000001",
+      nonce: new Uint8Array([255, 0, 0, 0, 0, 255]),
+      issuedS: 7,
+      expiresS: 8,
+      graceUntilS: 9,
+    };
+    const expect = { generation: 0, currentNonce: null };
+    assert(await store.replacePerm(REMOTE, LOCAL, expect, current, previous));
+    await store.touch(REMOTE, LOCAL, 1_700_000_000);
+    const want = { generation: 0, current, previous, lastUsedS: 1_700_000_000 };
+    assertEquals(await store.get(REMOTE, LOCAL), want);
+    assertEquals(await store.list(LOCAL), [{ remote: REMOTE, local: LOCAL, state: want }]);
+    const damage = [
+      "cur_nonce = 'AABBCCDDEEFF'",
+      "prev_nonce = 12",
+      "generation = 1.5",
+      "cur_expires = X'00'",
+      "prev_key_id = X'6b'",
+    ];
+    for (const [i, set] of damage.entries()) {
+      const local = `damaged${i}@local.example`;
+      assert(await store.replacePerm(REMOTE, local, expect, current, previous));
+      await db.execute({ sql: `UPDATE token_pairs SET ${set} WHERE local = ?`, args: [local] });
+      await assertRejects(() => store.get(REMOTE, local), set);
+    }
+    assertEquals(await store.get(REMOTE, LOCAL), want, "the other rows are unharmed");
   });
 });
 

@@ -1,5 +1,5 @@
 // An in-memory TokenStore for engine unit tests, with the same compare-and-set semantics
-// as the libSQL one, a write counter and an optional failure switch.
+// as the libSQL one, read and write counters and an optional failure switch.
 import type {
   PairState,
   PermExpectation,
@@ -19,7 +19,10 @@ function sameNonce(a: Uint8Array | null, b: Uint8Array | null): boolean {
 
 export class MemoryTokenStore implements TokenStore {
   readonly rows = new Map<string, { remote: string; local: string; state: PairState }>();
+  reads = 0;
   writes = 0;
+  /** Writes by kind of statement. */
+  touches = 0;
   failing = false;
 
   #check(): void {
@@ -28,6 +31,7 @@ export class MemoryTokenStore implements TokenStore {
 
   get(remote: string, local: string): Promise<PairState | null> {
     this.#check();
+    this.reads++;
     return Promise.resolve(this.rows.get(key(remote, local))?.state ?? null);
   }
 
@@ -74,6 +78,7 @@ export class MemoryTokenStore implements TokenStore {
   touch(remote: string, local: string, atS: number): Promise<void> {
     this.#check();
     this.writes++;
+    this.touches++;
     const row = this.rows.get(key(remote, local));
     if (row) row.state = { ...row.state, lastUsedS: atS };
     return Promise.resolve();
