@@ -22,7 +22,7 @@ commands:
   token gen (temp|perm) REMOTE LOCAL
                       make a token for the pair (the same as GENSTOKEN); printed once
   token revoke REMOTE LOCAL   revoke every token of the pair (the same as REVSTOKEN)
-  token list [LOCAL]  permanent tokens: pair, issued, expires, last used (never the token)
+  token list [LOCAL]  permanent tokens: pair, issued, expires, last used (to 5 minutes; never the token)
   keys rotate         add a new current token key; older tokens stay valid until they expire
   keys list           key ids and creation dates (never the secrets)
   send --from A --to B [FILE]

@@ -14,7 +14,7 @@ const USAGE = `usage:
   stoken token revoke REMOTE LOCAL [--config FILE]
                       revoke every token of the pair, temporary and permanent
   stoken token list [LOCAL] [--config FILE]
-                      list permanent tokens (pair, issued, expires, last used)`;
+                      list permanent tokens (pair, issued, expires, last used: within 5 minutes)`;
 
 class UsageError extends Error {
   override name = "UsageError";
