@@ -41,7 +41,7 @@ import {
   type WorkloadName,
 } from "./workloads.ts";
 import { profile } from "./profile.ts";
-import { measureStartup, startupTable, type StartupRow } from "./startup.ts";
+import { measureStartup, type StartupRow, startupTable } from "./startup.ts";
 import { R1_TARGET_P99_MS, r1Run, type R1Sample, startR1, tokenPathEvents } from "./r1.ts";
 
 const env = process.env;
