@@ -5,7 +5,7 @@ export function bytes(s: string): Uint8Array {
   const out = new Uint8Array(s.length);
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (c > 255) throw new RangeError(`Character out of range in "${s}"`);
+    if (c > 255) throw new RangeError(`Character out of range in "${s.slice(0, 40)}"`);
     out[i] = c;
   }
   return out;
@@ -14,7 +14,9 @@ export function bytes(s: string): Uint8Array {
 /** Each byte becomes one character. */
 export function text(b: Uint8Array): string {
   let s = "";
-  for (const c of b) s += String.fromCharCode(c);
+  for (let i = 0; i < b.length; i += 8192) {
+    s += String.fromCharCode(...b.subarray(i, i + 8192));
+  }
   return s;
 }
 
