@@ -13,7 +13,7 @@
 // alice's Maildir when the 250 arrives: that is checked after every message (exactly one new
 // file). Also recorded, as an upper bound of the first moment the file is there: "." to the
 // inotify event for the rename into new/ (the watcher adds ~0.5–1 ms of its own).
-import { constants, watch } from "node:fs";
+import { watch } from "node:fs";
 import { access, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { Resolver } from "node:dns/promises";
 import { join } from "node:path";
@@ -21,7 +21,7 @@ import process from "node:process";
 import { type ClientReply, ReplyReader } from "../../src/client/reply_parser.ts";
 import { connect, startTlsClient } from "../../src/net/connect.ts";
 import type { Conn } from "../../src/net/types.ts";
-import { freeDnsPort } from "../../tests/federation/dnsmasq.ts";
+import { dnsmasqArgs, dnsmasqBinary, freeDnsPort } from "../../tests/federation/dnsmasq.ts";
 import { type Ca, makeCa, makeServerCert } from "../../tests/federation/pki.ts";
 import { headerValues, SmtpSink, subjectOf } from "../../tests/federation/smtp_sink.ts";
 import { REPO } from "./peers.ts";
@@ -302,39 +302,18 @@ async function launch(i: Instance, o: R1Options): Promise<void> {
   await waitGreeting(i.ports.lmtp, i.proc);
 }
 
-const DNSMASQ = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq", "/sbin/dnsmasq"];
-
-/** The arguments of tests/federation/dnsmasq.ts, started through procs.ts (pid file). */
+/** tests/federation/dnsmasq.ts's command line, started through procs.ts (pid file). */
 async function startDnsmasq(work: string, port: number, servers: Instance[]): Promise<Proc> {
-  let bin = "";
-  for (const b of DNSMASQ) {
-    try {
-      await access(b, constants.X_OK);
-      bin = b;
-      break;
-    } catch { /* next */ }
-  }
-  if (!bin) throw new Error(`dnsmasq not found (looked in ${DNSMASQ.join(", ")})`);
-  const args = [
-    "--no-daemon",
-    `--port=${port}`,
-    "--listen-address=127.0.0.1",
-    "--bind-interfaces",
-    "--no-resolv",
-    "--no-hosts",
-    "--no-negcache",
-    "--conf-file=/dev/null",
-    "--pid-file=",
-    "--log-facility=-",
-  ];
-  for (const s of servers) {
-    args.push(
-      `--host-record=${s.host},127.0.0.1`,
-      `--mx-host=${s.domain},${s.host},10`,
-      `--srv-host=_submissions._tcp.${s.domain},${s.host},${s.ports.submissions},0,0`,
-      `--srv-host=_submission._tcp.${s.domain},${s.host},${s.ports.submission},0,0`,
-    );
-  }
+  const bin = await dnsmasqBinary();
+  const args = dnsmasqArgs(
+    port,
+    servers.map((s) => ({
+      domain: s.domain,
+      host: s.host,
+      submissions: s.ports.submissions,
+      submission: s.ports.submission,
+    })),
+  );
   const proc = await start("dnsmasq", bin, args, { log: join(work, "dnsmasq.log") });
   const r = new Resolver({ timeout: 500, tries: 1 });
   r.setServers([`127.0.0.1:${port}`]);

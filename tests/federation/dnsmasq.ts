@@ -17,7 +17,33 @@ export interface DomainRecords {
 const BINARIES = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq", "/sbin/dnsmasq"];
 const READY_TIMEOUT_MS = 10_000;
 
-async function binary(): Promise<string> {
+/** The command line for a dnsmasq on 127.0.0.1:`port` publishing `domains` and nothing else. */
+export function dnsmasqArgs(port: number, domains: readonly DomainRecords[]): string[] {
+  const args = [
+    "--no-daemon",
+    `--port=${port}`,
+    "--listen-address=127.0.0.1",
+    "--bind-interfaces",
+    "--no-resolv",
+    "--no-hosts",
+    "--no-negcache",
+    "--conf-file=/dev/null",
+    "--pid-file=",
+    "--log-facility=-",
+  ];
+  for (const d of domains) {
+    args.push(`--host-record=${d.host},127.0.0.1`, `--mx-host=${d.domain},${d.host},10`);
+    if (d.submissions !== undefined) {
+      args.push(`--srv-host=_submissions._tcp.${d.domain},${d.host},${d.submissions},0,0`);
+    }
+    if (d.submission !== undefined) {
+      args.push(`--srv-host=_submission._tcp.${d.domain},${d.host},${d.submission},0,0`);
+    }
+  }
+  return args;
+}
+
+export async function dnsmasqBinary(): Promise<string> {
   for (const b of BINARIES) {
     try {
       await Deno.stat(b);
@@ -60,28 +86,8 @@ export class Dnsmasq {
 
   /** Starts dnsmasq on 127.0.0.1:`port` and waits until it answers for the first domain. */
   static async start(port: number, domains: readonly DomainRecords[]): Promise<Dnsmasq> {
-    const args = [
-      "--no-daemon",
-      `--port=${port}`,
-      "--listen-address=127.0.0.1",
-      "--bind-interfaces",
-      "--no-resolv",
-      "--no-hosts",
-      "--no-negcache",
-      "--conf-file=/dev/null",
-      "--pid-file=",
-      "--log-facility=-",
-    ];
-    for (const d of domains) {
-      args.push(`--host-record=${d.host},127.0.0.1`, `--mx-host=${d.domain},${d.host},10`);
-      if (d.submissions !== undefined) {
-        args.push(`--srv-host=_submissions._tcp.${d.domain},${d.host},${d.submissions},0,0`);
-      }
-      if (d.submission !== undefined) {
-        args.push(`--srv-host=_submission._tcp.${d.domain},${d.host},${d.submission},0,0`);
-      }
-    }
-    const child = new Deno.Command(await binary(), {
+    const args = dnsmasqArgs(port, domains);
+    const child = new Deno.Command(await dnsmasqBinary(), {
       args,
       stdin: "null",
       stdout: "null",

@@ -261,3 +261,20 @@ function glob(pattern: string): RegExp {
   const escaped = pattern.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&"));
   return new RegExp(`^${escaped.join(".*")}$`);
 }
+
+/** EHLO after TLS, the capability lines matched loosely (capabilities_test.ts checks them). */
+export const EHLO_AFTER_TLS = `
+  C: EHLO client.example
+  S: 250-*
+  S: 250-*
+  S: 250-*
+  S: 250-*
+  S: 250-*
+  S: 250 AUTH PLAIN LOGIN
+`;
+
+/** EHLO after TLS, then alice logs in with AUTH PLAIN. */
+export const LOGIN_ALICE = `${EHLO_AFTER_TLS}
+  C: AUTH PLAIN ${btoa("\0alice@example.test\0alice-secret")}
+  S: 235 2.7.0 Authentication successful
+`;

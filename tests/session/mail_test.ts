@@ -1,18 +1,8 @@
 // PROTOCOL.md §7 (local recipients), §9 (local LMTP) and §10 (limits and bad input) as transcripts.
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { b64, fakeDeps, newSession, transcript } from "./harness.ts";
+import { b64, fakeDeps, LOGIN_ALICE, newSession, transcript } from "./harness.ts";
 
-const LOGIN = `
-  C: EHLO client.example
-  S: 250-*
-  S: 250-*
-  S: 250-*
-  S: 250-*
-  S: 250-*
-  S: 250 AUTH PLAIN LOGIN
-  C: AUTH PLAIN ${b64("\0alice@example.test\0alice-secret")}
-  S: 235 2.7.0 Authentication successful
-`;
+const LOGIN = LOGIN_ALICE;
 const LHLO = `
   C: LHLO mta.example
   S: 250-mx.example.test

@@ -1,18 +1,8 @@
 // PROTOCOL.md §7 (remote recipients of a user submission, retries) and §9 (harvesting).
 import { assertEquals, assertMatch } from "../assert.ts";
-import { b64, fakeDeps, newSession, transcript } from "./harness.ts";
+import { b64, fakeDeps, LOGIN_ALICE, newSession, transcript } from "./harness.ts";
 
-const LOGIN = `
-  C: EHLO client.example
-  S: 250-*
-  S: 250-*
-  S: 250-*
-  S: 250-*
-  S: 250-*
-  S: 250 AUTH PLAIN LOGIN
-  C: AUTH PLAIN ${b64("\0alice@example.test\0alice-secret")}
-  S: 235 2.7.0 Authentication successful
-`;
+const LOGIN = LOGIN_ALICE;
 const MESSAGE = `
   C: Message-ID: <m1@example.test>
   C: Subject: hi

@@ -4,7 +4,7 @@ import { newKeyFile } from "../../src/store/key_file.ts";
 import { TokenEngine } from "../../src/tokens/engine.ts";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { MemoryTokenStore } from "../tokens/memory_store.ts";
-import { b64, fakeDeps, newSession, transcript } from "./harness.ts";
+import { b64, EHLO_AFTER_TLS, fakeDeps, LOGIN_ALICE, newSession, transcript } from "./harness.ts";
 
 /** The token with one character changed (inside the part AUTH STOKEN checks). */
 function flip(t: string, i: number): string {
@@ -28,19 +28,7 @@ const LHLO_TLS = `
   S: 250-AUTH STOKEN
   S: 250 STOKEN
 `;
-const EHLO_TLS = `
-  C: EHLO client.example
-  S: 250-*
-  S: 250-*
-  S: 250-*
-  S: 250-*
-  S: 250-*
-  S: 250 AUTH PLAIN LOGIN
-`;
-const LOGIN_ALICE = `${EHLO_TLS}
-  C: AUTH PLAIN ${b64("\0alice@example.test\0alice-secret")}
-  S: 235 2.7.0 Authentication successful
-`;
+const EHLO_TLS = EHLO_AFTER_TLS;
 
 /** The draft's examples encode the two characters "\0"; real clients send a NUL. */
 const SEPARATORS: [string, string][] = [["NUL", "\0"], ["literal \\0", "\\0"]];
