@@ -1,6 +1,6 @@
 // PROTOCOL.md §7 (remote recipients of a user submission, retries) and §9 (harvesting).
 import { assertEquals, assertMatch } from "../assert.ts";
-import { b64, fakeDeps, LOGIN_ALICE, newSession, transcript } from "./harness.ts";
+import { fakeDeps, LOGIN_ALICE, newSession, transcript } from "./harness.ts";
 
 const LOGIN = LOGIN_ALICE;
 const MESSAGE = `
